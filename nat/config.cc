@@ -1,0 +1,39 @@
+#include "nat/config.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace natd {
+
+absl::Status ValidateConfig(const EngineConfig& c) {
+  if (!c.global4 && !c.global6) {
+    return absl::InvalidArgumentError("no global address: set a global IPv4 and/or IPv6 address");
+  }
+  if (c.shards < 1 || c.shards > PortPlan::kMaxShards) {
+    return absl::InvalidArgumentError(absl::StrCat("shards must be 1..", PortPlan::kMaxShards, ", got ", c.shards));
+  }
+  if (c.ports.ports().size() < c.shards) {
+    return absl::InvalidArgumentError(absl::StrCat("port set ", c.ports.description(), " has ", c.ports.ports().size(),
+                                                   " ports, fewer than the ", c.shards, " shards"));
+  }
+  if (c.max_sessions < c.shards) {
+    return absl::InvalidArgumentError(absl::StrCat("max sessions ", c.max_sessions, " is below the shard count"));
+  }
+  if (c.max_sessions > (1u << 28)) {
+    return absl::InvalidArgumentError(absl::StrCat("max sessions ", c.max_sessions, " is above 2^28"));
+  }
+  if (c.port_probes < 1) return absl::InvalidArgumentError("port probes must be at least 1");
+  const Timeouts& t = c.timeouts;
+  if (t.udp_ms < kMinUdpTimeoutMs) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("UDP timeout ", t.udp_ms / 1000, " s is under 2 min (RFC 4787 REQ-5)"));
+  }
+  if (t.tcp_established_ms <= 0 || t.tcp_transitory_ms <= 0 || t.icmp_ms <= 0) {
+    return absl::InvalidArgumentError("timeouts must be positive");
+  }
+  if (t.tcp_transitory_ms > t.tcp_established_ms) {
+    return absl::InvalidArgumentError("TCP transitory timeout is longer than the established one");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace natd

@@ -1,0 +1,54 @@
+// The engine's configuration, fixed at start. The daemon fills it from flags
+// (tools/); ValidateConfig refuses impossible combinations with a message
+// that names the setting.
+#ifndef NATD_NAT_CONFIG_H_
+#define NATD_NAT_CONFIG_H_
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "nat/addr.h"
+#include "nat/behavior.h"
+#include "nat/port_set.h"
+
+namespace natd {
+
+struct Timeouts {
+  // RFC 5382 REQ-5: established >= 2 h 4 min; transitory (opening, closing,
+  // reset) >= 4 min.
+  int64_t tcp_established_ms = (2 * 3600 + 4 * 60) * 1000;
+  int64_t tcp_transitory_ms = 4 * 60 * 1000;
+  // RFC 4787 REQ-5: UDP mappings must not expire in under 2 min; 5 min is
+  // the recommended default.
+  int64_t udp_ms = 5 * 60 * 1000;
+  int64_t icmp_ms = 60 * 1000;  // RFC 5508 REQ-1: at least 60 s
+};
+
+inline constexpr int64_t kMinUdpTimeoutMs = 2 * 60 * 1000;
+
+struct EngineConfig {
+  uint32_t shards = 1;
+  std::optional<Ip4> global4;
+  std::optional<Ip6> global6;
+  Behavior tcp = *PresetByName("port-restricted-cone");
+  Behavior udp = *PresetByName("port-restricted-cone");
+  Behavior icmp = *PresetByName("port-restricted-cone");
+  PortSet ports = *PortSet::Range(1024, 65535);
+  Timeouts timeouts;
+  // Sessions each table (one protocol of one family) holds across all
+  // shards; storage for them is allocated at start.
+  uint32_t max_sessions = 1 << 18;
+  // Random external ports tried before a new mapping is refused.
+  uint32_t port_probes = 32;
+  // Inbound UDP refreshes a session too (RFC 4787 REQ-6 makes it optional).
+  bool udp_inbound_refresh = false;
+  // Seed for port randomization; 0 picks one from the OS.
+  uint64_t seed = 0;
+};
+
+absl::Status ValidateConfig(const EngineConfig& c);
+
+}  // namespace natd
+
+#endif  // NATD_NAT_CONFIG_H_

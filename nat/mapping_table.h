@@ -1,0 +1,561 @@
+// MappingTable: the NAT state of one protocol, one address family, one shard.
+//
+// RFC 4787 separates two things this table keeps apart as well:
+//
+//   Mapping   inside endpoint X:x (+ remote address/port when the mapping is
+//             address(-port)-dependent)  ->  external port x' on the global
+//             address. Carries the checksum deltas of the rewrite, computed
+//             once when the mapping is made, and the traffic counters.
+//   Session   one mapping talking to one remote endpoint Y:y. Filtering is
+//             decided by sessions; TCP state (RFC 5382) and expiry live here.
+//             A mapping lives while any of its sessions lives.
+//
+//   by_inside_   (X, Y, x, y) -> session      outbound fast path
+//   by_outside_  (Y, x', y)   -> session      inbound fast path
+//   by_key_      mapping key  -> mapping      new outbound sessions
+//   by_addr_     (Y, x')      -> {mapping, n} ADF filtering and ports shared
+//                                             per remote address
+//   port_owner_  x'           -> mapping      ports held exclusively
+//   endpoints_   (X, x)       -> last port    reuse-last and increment
+//
+// Entries live in vectors sized at start (capacity fixed; a full table is a
+// clean refusal); the hash maps hold indices, never pointers, because
+// flat_hash_map moves its slots on rehash, and they are reserve()d at start.
+// Sessions sit on one ExpiryList per timeout class.
+//
+// Deliberately not here: packet bytes. The translator (in2out.h, out2in.h)
+// reads the view and rewrites; this table only answers "which mapping".
+#ifndef NATD_NAT_MAPPING_TABLE_H_
+#define NATD_NAT_MAPPING_TABLE_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "nat/addr.h"
+#include "nat/behavior.h"
+#include "nat/drop_reason.h"
+#include "nat/events.h"
+#include "nat/expiry_list.h"
+#include "nat/packet_view.h"
+#include "nat/port_set.h"
+#include "nat/rng.h"
+
+namespace natd {
+
+// Session TCP state bits (RFC 5382 §5: transitory until both SYNs are seen,
+// established until both FINs or a RST, transitory again after).
+inline constexpr uint8_t kTcpStSynOut = 0x01;
+inline constexpr uint8_t kTcpStSynIn = 0x02;
+inline constexpr uint8_t kTcpStFinOut = 0x04;
+inline constexpr uint8_t kTcpStFinIn = 0x08;
+inline constexpr uint8_t kTcpStRst = 0x10;
+inline constexpr uint8_t kTcpStEstablished = 0x20;
+inline constexpr uint8_t kTcpStMidstream = 0x40;  // first seen without a SYN
+
+enum class Direction : uint8_t { kOut, kIn };
+
+template <typename Addr>
+struct InsideKey {
+  Addr inside;
+  Addr remote;
+  uint16_t inside_port;
+  uint16_t remote_port;
+  friend bool operator==(const InsideKey&, const InsideKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const InsideKey& k) {
+    return H::combine(std::move(h), k.inside, k.remote, k.inside_port, k.remote_port);
+  }
+};
+
+template <typename Addr>
+struct OutsideKey {
+  Addr remote;
+  uint16_t external_port;
+  uint16_t remote_port;
+  friend bool operator==(const OutsideKey&, const OutsideKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const OutsideKey& k) {
+    return H::combine(std::move(h), k.remote, k.external_port, k.remote_port);
+  }
+};
+
+template <typename Addr>
+struct AddrKey {
+  Addr remote;
+  uint16_t external_port;
+  friend bool operator==(const AddrKey&, const AddrKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const AddrKey& k) {
+    return H::combine(std::move(h), k.remote, k.external_port);
+  }
+};
+
+template <typename Addr>
+struct EndpointKey {
+  Addr inside;
+  uint16_t inside_port;
+  friend bool operator==(const EndpointKey&, const EndpointKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const EndpointKey& k) {
+    return H::combine(std::move(h), k.inside, k.inside_port);
+  }
+};
+
+static_assert(sizeof(InsideKey<Ip4>) == 12, "IPv4 session key must stay compact");
+static_assert(sizeof(OutsideKey<Ip4>) == 8, "IPv4 outside key must stay compact");
+static_assert(sizeof(InsideKey<Ip6>) == 40, "IPv6 session key: 36 bytes + alignment");
+
+struct TableConfig {
+  uint8_t proto = 0;  // kProtoTcp, kProtoUdp, kProtoIcmp, kProtoIcmp6
+  Behavior behavior{};
+  int64_t timeout_ms = 0;              // UDP, ICMP, TCP transitory
+  int64_t established_timeout_ms = 0;  // TCP established
+  bool inbound_refresh = false;
+  uint32_t capacity = 0;  // sessions (and so at most as many mappings)
+  uint32_t port_probes = 32;
+};
+
+template <typename Addr>
+class MappingTable {
+ public:
+  struct Mapping {
+    Addr inside;
+    Addr remote_key;  // the remote part of the mapping key (zero for EIM)
+    uint16_t inside_port = 0;
+    uint16_t external_port = 0;
+    uint16_t remote_port_key = 0;
+    uint16_t ip_delta = 0;  // checksum delta of inside addr -> global (IPv4 header)
+    uint16_t l4_delta = 0;  // delta of the L4 checksum for address and port
+    uint32_t sessions = 0;
+    uint32_t next_free = kNil;
+    int64_t created_ms = 0;
+    int64_t last_ms = 0;
+    uint64_t packets_out = 0, bytes_out = 0, packets_in = 0, bytes_in = 0;
+  };
+  struct Session {
+    uint32_t mapping = kNil;
+    uint32_t prev = kNil, next = kNil;  // expiry list, or free list (next)
+    Addr remote;
+    uint16_t remote_port = 0;
+    uint8_t tcp_state = 0;
+    uint8_t timeout_class = 0;  // 0: main/transitory, 1: TCP established
+    int64_t expires_ms = 0;
+  };
+  struct Result {
+    DropReason drop = DropReason::kNone;
+    uint32_t session = kNil;
+  };
+
+  // `slice` is this shard's ports; `global` the family's global address.
+  MappingTable(const TableConfig& config, const Addr& global, uint32_t shard, const PortPlan* plan, Rng* rng,
+               Counters* counters, EventSink* events)
+      : cfg_(config), global_(global), shard_(shard), plan_(plan), slice_(&plan->Slice(shard)), rng_(rng),
+        counters_(counters), events_(events) {
+    sessions_.resize(cfg_.capacity);
+    mappings_.resize(cfg_.capacity);
+    for (uint32_t i = 0; i < cfg_.capacity; ++i) {
+      sessions_[i].next = i + 1 < cfg_.capacity ? i + 1 : kNil;
+      mappings_[i].next_free = i + 1 < cfg_.capacity ? i + 1 : kNil;
+    }
+    free_session_ = cfg_.capacity ? 0 : kNil;
+    free_mapping_ = cfg_.capacity ? 0 : kNil;
+    by_inside_.reserve(cfg_.capacity);
+    by_outside_.reserve(cfg_.capacity);
+    by_key_.reserve(cfg_.capacity);
+    const Behavior& b = cfg_.behavior;
+    track_addr_ = b.filtering == Dependence::kAddressDependent || b.sharing == PortSharing::kPerRemoteAddress;
+    if (track_addr_) by_addr_.reserve(cfg_.capacity);
+    if (b.sharing == PortSharing::kExclusive) port_owner_.assign(65536, kNil);
+    track_endpoints_ = b.strategy == PortStrategy::kReuseLast || b.strategy == PortStrategy::kIncrement;
+    if (track_endpoints_) endpoints_.reserve(cfg_.capacity);
+  }
+
+  MappingTable(const MappingTable&) = delete;
+  MappingTable& operator=(const MappingTable&) = delete;
+
+  // An inside endpoint sends to a remote one: finds its session or makes one
+  // (and a mapping, if the behaviour needs a new one).
+  Result Outbound(const Addr& inside, uint16_t inside_port, const Addr& remote, uint16_t remote_port,
+                  uint8_t tcp_flags, uint32_t bytes, int64_t now) {
+    uint32_t s;
+    auto it = by_inside_.find(InsideKey<Addr>{inside, remote, inside_port, remote_port});
+    if (it != by_inside_.end()) {
+      s = it->second;
+    } else {
+      if (is_tcp() && (tcp_flags & kTcpRst)) return {DropReason::kTcpNoSession, kNil};
+      InsideKey<Addr> mkey = MappingKeyOf(inside, inside_port, remote, remote_port);
+      uint32_t m;
+      auto mit = by_key_.find(mkey);
+      if (mit != by_key_.end()) {
+        m = mit->second;
+        if (free_session_ == kNil) return Refuse(m, remote, remote_port, DropReason::kTableFull);
+      } else {
+        if (free_session_ == kNil) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kTableFull);
+        uint16_t port = AllocatePort(inside, inside_port, remote, remote_port);
+        if (port == 0) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kNoPort);
+        m = CreateMapping(mkey, inside, inside_port, port, remote, remote_port, now);
+      }
+      s = CreateSession(m, remote, remote_port, now);
+      if (is_tcp() && !(tcp_flags & kTcpSyn)) sessions_[s].tcp_state = kTcpStMidstream;
+    }
+    Touch(s, Direction::kOut, tcp_flags, bytes, now);
+    return {DropReason::kNone, s};
+  }
+
+  // A remote endpoint sends to an external port: finds the session, or makes
+  // one when the mapping's filtering lets this remote end in.
+  Result Inbound(uint16_t external_port, const Addr& remote, uint16_t remote_port, uint8_t tcp_flags, uint32_t bytes,
+                 int64_t now) {
+    uint32_t s = FindOutside(external_port, remote, remote_port);
+    if (s == kNil) {
+      const Behavior& b = cfg_.behavior;
+      uint32_t m = kNil;
+      const AddrRef* addr_ref = nullptr;
+      if (track_addr_) {
+        auto it = by_addr_.find(AddrKey<Addr>{remote, external_port});
+        if (it != by_addr_.end()) addr_ref = &it->second;
+      }
+      if (b.sharing == PortSharing::kExclusive) {
+        m = port_owner_[external_port];
+      } else if (b.sharing == PortSharing::kPerRemoteAddress && addr_ref) {
+        m = addr_ref->mapping;
+      }
+      if (m == kNil) return {DropReason::kNoMapping, kNil};
+      if (b.filtering == Dependence::kAddressPortDependent) return {DropReason::kFiltered, kNil};
+      if (b.filtering == Dependence::kAddressDependent && addr_ref == nullptr) return {DropReason::kFiltered, kNil};
+      if (is_tcp() && (!(tcp_flags & kTcpSyn) || (tcp_flags & kTcpRst))) return {DropReason::kTcpNoSession, kNil};
+      if (free_session_ == kNil) return Refuse(m, remote, remote_port, DropReason::kTableFull);
+      s = CreateSession(m, remote, remote_port, now);
+    }
+    Touch(s, Direction::kIn, tcp_flags, bytes, now);
+    return {DropReason::kNone, s};
+  }
+
+  // Lookups without side effects, for ICMP errors (which never create state).
+  uint32_t FindOutside(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
+    auto it = by_outside_.find(OutsideKey<Addr>{remote, external_port, remote_port});
+    return it == by_outside_.end() ? kNil : it->second;
+  }
+  uint32_t FindInside(const Addr& inside, uint16_t inside_port, const Addr& remote, uint16_t remote_port) const {
+    auto it = by_inside_.find(InsideKey<Addr>{inside, remote, inside_port, remote_port});
+    return it == by_inside_.end() ? kNil : it->second;
+  }
+
+  // Removes every session whose time has come; returns how many.
+  size_t Expire(int64_t now) {
+    size_t n = 0;
+    for (ExpiryList& list : lists_) {
+      while (list.head() != kNil && sessions_[list.head()].expires_ms <= now) {
+        RemoveSession(list.head(), RemoveReason::kExpired);
+        ++n;
+      }
+    }
+    return n;
+  }
+
+  // Removes everything (shutdown, tests).
+  void Flush() {
+    for (ExpiryList& list : lists_) {
+      while (list.head() != kNil) RemoveSession(list.head(), RemoveReason::kFlushed);
+    }
+  }
+
+  const Session& session(uint32_t s) const { return sessions_[s]; }
+  const Mapping& mapping(uint32_t m) const { return mappings_[m]; }
+  const Mapping& mapping_of(uint32_t s) const { return mappings_[sessions_[s].mapping]; }
+  size_t session_count() const { return by_inside_.size(); }
+  size_t mapping_count() const { return by_key_.size(); }
+  const TableConfig& config() const { return cfg_; }
+  const Addr& global() const { return global_; }
+
+  // Visits every live session with its mapping, oldest expiry first per class.
+  template <typename Fn>
+  void ForEachSession(Fn&& fn) const {
+    for (const ExpiryList& list : lists_) {
+      for (uint32_t s = list.head(); s != kNil; s = sessions_[s].next) fn(mappings_[sessions_[s].mapping], sessions_[s]);
+    }
+  }
+
+ private:
+  struct AddrRef {
+    uint32_t mapping;
+    uint32_t sessions;
+  };
+  struct EndpointRef {
+    uint16_t last_port;
+    uint32_t mappings;
+  };
+
+  bool is_tcp() const { return cfg_.proto == kProtoTcp; }
+
+  InsideKey<Addr> MappingKeyOf(const Addr& inside, uint16_t inside_port, const Addr& remote,
+                               uint16_t remote_port) const {
+    InsideKey<Addr> k{inside, Addr{}, inside_port, 0};
+    if (cfg_.behavior.mapping != Dependence::kEndpointIndependent) k.remote = remote;
+    if (cfg_.behavior.mapping == Dependence::kAddressPortDependent) k.remote_port = remote_port;
+    return k;
+  }
+
+  // Whether `port` can be given to a new mapping towards remote:remote_port.
+  bool PortFree(uint16_t port, const Addr& remote, uint16_t remote_port) const {
+    switch (cfg_.behavior.sharing) {
+      case PortSharing::kExclusive:
+        return port_owner_[port] == kNil;
+      case PortSharing::kPerRemoteAddress:
+        return !by_addr_.contains(AddrKey<Addr>{remote, port});
+      case PortSharing::kPerRemoteEndpoint:
+        return !by_outside_.contains(OutsideKey<Addr>{remote, port, remote_port});
+    }
+    return false;
+  }
+
+  bool Owned(uint16_t port) const { return port != 0 && plan_->OwnerOf(port) == shard_; }
+
+  // Picks an external port by the behaviour's strategy; 0 when none is free.
+  uint16_t AllocatePort(const Addr& inside, uint16_t inside_port, const Addr& remote, uint16_t remote_port) {
+    auto ok = [&](uint16_t p) { return Owned(p) && PortFree(p, remote, remote_port); };
+    const uint32_t n = static_cast<uint32_t>(slice_->size());
+    const bool exclusive = cfg_.behavior.sharing == PortSharing::kExclusive;
+    if (exclusive && exclusive_used_ >= n) return 0;
+    const EndpointRef* ep = nullptr;
+    if (track_endpoints_) {
+      auto it = endpoints_.find(EndpointKey<Addr>{inside, inside_port});
+      if (it != endpoints_.end()) ep = &it->second;
+    }
+    switch (cfg_.behavior.strategy) {
+      case PortStrategy::kPreserve:
+        if (ok(inside_port)) return inside_port;
+        break;
+      case PortStrategy::kReuseLast:
+        if (ep && ok(ep->last_port)) return ep->last_port;
+        if (ok(inside_port)) return inside_port;
+        break;
+      case PortStrategy::kIncrement: {
+        // The next free port after the last one given (or from the inside
+        // port, or a random place), upwards through the slice.
+        uint32_t start;
+        if (ep) {
+          start = plan_->IndexInSlice(ep->last_port) + 1;
+        } else if (Owned(inside_port)) {
+          start = plan_->IndexInSlice(inside_port);
+        } else {
+          start = rng_->Below(n);
+        }
+        const uint32_t limit = exclusive ? n : std::min(n, cfg_.port_probes);
+        for (uint32_t i = 0; i < limit; ++i) {
+          uint16_t p = (*slice_)[(start + i) % n];
+          if (PortFree(p, remote, remote_port)) return p;
+        }
+        return 0;
+      }
+      case PortStrategy::kRandom:
+        break;
+    }
+    for (uint32_t i = 0; i < cfg_.port_probes; ++i) {
+      uint16_t p = (*slice_)[rng_->Below(n)];
+      if (PortFree(p, remote, remote_port)) return p;
+    }
+    if (exclusive) {
+      // Some port is free (checked above): find it from a random place.
+      uint32_t start = rng_->Below(n);
+      for (uint32_t i = 0; i < n; ++i) {
+        uint16_t p = (*slice_)[(start + i) % n];
+        if (port_owner_[p] == kNil) return p;
+      }
+    }
+    return 0;
+  }
+
+  uint32_t CreateMapping(const InsideKey<Addr>& key, const Addr& inside, uint16_t inside_port, uint16_t port,
+                         const Addr& remote, uint16_t remote_port, int64_t now) {
+    uint32_t m = free_mapping_;
+    Mapping& mp = mappings_[m];
+    free_mapping_ = mp.next_free;
+    mp = Mapping{};
+    mp.inside = inside;
+    mp.remote_key = key.remote;
+    mp.inside_port = inside_port;
+    mp.external_port = port;
+    mp.remote_port_key = key.remote_port;
+    mp.created_ms = mp.last_ms = now;
+    // Deltas for inside -> outside; the reverse uses their negation.
+    const uint16_t addr_delta = AddrDelta(inside, global_);
+    const uint16_t port_delta = Delta16(ToRaw16(inside_port), ToRaw16(port));
+    mp.ip_delta = addr_delta;
+    // ICMPv4 has no pseudo-header: only the identifier is summed.
+    mp.l4_delta = cfg_.proto == kProtoIcmp ? port_delta : AddDelta(addr_delta, port_delta);
+    by_key_.emplace(key, m);
+    if (cfg_.behavior.sharing == PortSharing::kExclusive) {
+      port_owner_[port] = m;
+      ++exclusive_used_;
+    }
+    if (track_endpoints_) {
+      auto [it, inserted] = endpoints_.try_emplace(EndpointKey<Addr>{inside, inside_port}, EndpointRef{port, 0});
+      it->second.last_port = port;
+      ++it->second.mappings;
+    }
+    counters_->mappings_inserted.Add();
+    events_->MappingInserted(EventOf(mp, remote, remote_port));
+    return m;
+  }
+
+  void RemoveMapping(uint32_t m, RemoveReason why) {
+    Mapping& mp = mappings_[m];
+    by_key_.erase(InsideKey<Addr>{mp.inside, mp.remote_key, mp.inside_port, mp.remote_port_key});
+    if (cfg_.behavior.sharing == PortSharing::kExclusive) {
+      port_owner_[mp.external_port] = kNil;
+      --exclusive_used_;
+    }
+    if (track_endpoints_) {
+      auto it = endpoints_.find(EndpointKey<Addr>{mp.inside, mp.inside_port});
+      if (it != endpoints_.end() && --it->second.mappings == 0) endpoints_.erase(it);
+    }
+    counters_->mappings_removed.Add();
+    events_->MappingRemoved(EventOf(mp, mp.remote_key, mp.remote_port_key), why);
+    mp.next_free = free_mapping_;
+    free_mapping_ = m;
+  }
+
+  uint32_t CreateSession(uint32_t m, const Addr& remote, uint16_t remote_port, int64_t now) {
+    uint32_t s = free_session_;
+    Session& ss = sessions_[s];
+    free_session_ = ss.next;
+    Mapping& mp = mappings_[m];
+    ss = Session{};
+    ss.mapping = m;
+    ss.remote = remote;
+    ss.remote_port = remote_port;
+    ss.expires_ms = now + cfg_.timeout_ms;
+    lists_[0].PushBack(sessions_, s);
+    by_inside_.emplace(InsideKey<Addr>{mp.inside, remote, mp.inside_port, remote_port}, s);
+    by_outside_.emplace(OutsideKey<Addr>{remote, mp.external_port, remote_port}, s);
+    if (track_addr_) {
+      auto [it, inserted] = by_addr_.try_emplace(AddrKey<Addr>{remote, mp.external_port}, AddrRef{m, 0});
+      ++it->second.sessions;
+    }
+    ++mp.sessions;
+    counters_->sessions_inserted.Add();
+    return s;
+  }
+
+  void RemoveSession(uint32_t s, RemoveReason why) {
+    Session& ss = sessions_[s];
+    const uint32_t m = ss.mapping;
+    Mapping& mp = mappings_[m];
+    lists_[ss.timeout_class].Remove(sessions_, s);
+    by_inside_.erase(InsideKey<Addr>{mp.inside, ss.remote, mp.inside_port, ss.remote_port});
+    by_outside_.erase(OutsideKey<Addr>{ss.remote, mp.external_port, ss.remote_port});
+    if (track_addr_) {
+      auto it = by_addr_.find(AddrKey<Addr>{ss.remote, mp.external_port});
+      if (it != by_addr_.end() && --it->second.sessions == 0) by_addr_.erase(it);
+    }
+    ss.mapping = kNil;
+    ss.next = free_session_;
+    free_session_ = s;
+    counters_->sessions_removed.Add();
+    if (--mp.sessions == 0) RemoveMapping(m, why);
+  }
+
+  // Accounts a packet, advances TCP state and refreshes the session's timer.
+  void Touch(uint32_t s, Direction dir, uint8_t tcp_flags, uint32_t bytes, int64_t now) {
+    Session& ss = sessions_[s];
+    Mapping& mp = mappings_[ss.mapping];
+    mp.last_ms = now;
+    if (dir == Direction::kOut) {
+      ++mp.packets_out;
+      mp.bytes_out += bytes;
+    } else {
+      ++mp.packets_in;
+      mp.bytes_in += bytes;
+    }
+    if (is_tcp()) {
+      uint8_t st = NextTcpState(ss.tcp_state, dir, tcp_flags);
+      ss.tcp_state = st;
+      const bool established = (st & kTcpStEstablished) && !(st & kTcpStRst) &&
+                               !((st & kTcpStFinOut) && (st & kTcpStFinIn));
+      Refresh(s, established ? 1 : 0, established ? cfg_.established_timeout_ms : cfg_.timeout_ms, now);
+    } else if (dir == Direction::kOut || cfg_.inbound_refresh) {
+      Refresh(s, 0, cfg_.timeout_ms, now);
+    }
+  }
+
+  static uint8_t NextTcpState(uint8_t st, Direction dir, uint8_t flags) {
+    const bool out = dir == Direction::kOut;
+    if (flags & kTcpRst) return st | kTcpStRst;
+    if (flags & kTcpSyn) {
+      // A new connection on the same 4-tuple after the old one closed.
+      if ((st & kTcpStRst) || ((st & kTcpStFinOut) && (st & kTcpStFinIn))) st = 0;
+      st |= out ? kTcpStSynOut : kTcpStSynIn;
+    }
+    if (flags & kTcpFin) st |= out ? kTcpStFinOut : kTcpStFinIn;
+    if ((st & kTcpStSynOut) && (st & kTcpStSynIn)) st |= kTcpStEstablished;
+    // Picked up mid-stream (e.g. natd restarted): live once the far end answers.
+    if ((st & kTcpStMidstream) && !out) st |= kTcpStEstablished;
+    return st;
+  }
+
+  void Refresh(uint32_t s, uint8_t klass, int64_t timeout, int64_t now) {
+    Session& ss = sessions_[s];
+    lists_[ss.timeout_class].Remove(sessions_, s);
+    ss.timeout_class = klass;
+    ss.expires_ms = now + timeout;
+    lists_[klass].PushBack(sessions_, s);
+  }
+
+  Result Refuse(uint32_t m, const Addr& remote, uint16_t remote_port, DropReason why) {
+    const Mapping& mp = mappings_[m];
+    events_->MappingRefused(EventOf(mp, remote, remote_port), why);
+    return {why, kNil};
+  }
+
+  Result RefuseNew(const Addr& inside, uint16_t inside_port, const Addr& remote, uint16_t remote_port,
+                   DropReason why) {
+    Mapping probe;
+    probe.inside = inside;
+    probe.inside_port = inside_port;
+    events_->MappingRefused(EventOf(probe, remote, remote_port), why);
+    return {why, kNil};
+  }
+
+  MappingEvent EventOf(const Mapping& mp, const Addr& remote, uint16_t remote_port) const {
+    MappingEvent e;
+    e.proto = cfg_.proto;
+    e.inside.family = e.remote.family = Addr::kFamily;
+    mp.inside.Store(e.inside.bytes);
+    remote.Store(e.remote.bytes);
+    e.inside_port = mp.inside_port;
+    e.external_port = mp.external_port;
+    e.remote_port = remote_port;
+    return e;
+  }
+
+  const TableConfig cfg_;
+  const Addr global_;
+  const uint32_t shard_;
+  const PortPlan* const plan_;
+  const std::vector<uint16_t>* const slice_;
+  Rng* const rng_;
+  Counters* const counters_;
+  EventSink* const events_;
+  bool track_addr_ = false;
+  bool track_endpoints_ = false;
+
+  std::vector<Session> sessions_;
+  std::vector<Mapping> mappings_;
+  uint32_t free_session_ = kNil;
+  uint32_t free_mapping_ = kNil;
+  ExpiryList lists_[2];
+
+  absl::flat_hash_map<InsideKey<Addr>, uint32_t> by_inside_;
+  absl::flat_hash_map<OutsideKey<Addr>, uint32_t> by_outside_;
+  absl::flat_hash_map<InsideKey<Addr>, uint32_t> by_key_;
+  absl::flat_hash_map<AddrKey<Addr>, AddrRef> by_addr_;
+  absl::flat_hash_map<EndpointKey<Addr>, EndpointRef> endpoints_;
+  std::vector<uint32_t> port_owner_;
+  uint32_t exclusive_used_ = 0;
+};
+
+}  // namespace natd
+
+#endif  // NATD_NAT_MAPPING_TABLE_H_

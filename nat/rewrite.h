@@ -1,0 +1,44 @@
+// In-place field rewrites that report how the enclosing checksum changes.
+// Each returns the RFC 1624 delta of the bytes it changed, so a caller can
+// fold several changes into one update of a covering checksum (an ICMP error
+// covers the quoted header, its checksums included).
+#ifndef NATD_NAT_REWRITE_H_
+#define NATD_NAT_REWRITE_H_
+
+#include <cstdint>
+
+#include "nat/checksum.h"
+
+namespace natd {
+
+template <typename Addr>
+inline uint16_t RewriteAddr(uint8_t* p, const Addr& to) {
+  uint16_t delta = AddrDelta(Addr::Load(p), to);
+  to.Store(p);
+  return delta;
+}
+
+inline uint16_t RewritePort(uint8_t* p, uint16_t to_host) { return Rewrite16(p, ToRaw16(to_host)); }
+
+// Applies `delta` to the checksum at p; returns the delta of the field itself.
+inline uint16_t UpdateChecksum(uint8_t* p, uint16_t delta) {
+  uint16_t old = LoadRaw16(p);
+  ApplyDeltaAt(p, delta);
+  return Delta16(old, LoadRaw16(p));
+}
+
+inline uint16_t UpdateUdpChecksum(uint8_t* p, uint16_t delta) {
+  uint16_t old = LoadRaw16(p);
+  ApplyDeltaUdpAt(p, delta);
+  return Delta16(old, LoadRaw16(p));
+}
+
+// Where a packet's L4 checksum sits, relative to the L4 header.
+inline constexpr uint16_t kTcpChecksumOffset = 16;
+inline constexpr uint16_t kUdpChecksumOffset = 6;
+inline constexpr uint16_t kIcmpChecksumOffset = 2;
+inline constexpr uint16_t kEchoIdOffset = 4;
+
+}  // namespace natd
+
+#endif  // NATD_NAT_REWRITE_H_

@@ -1,0 +1,200 @@
+#include "nat/shard.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nat/in2out.h"
+#include "nat/out2in.h"
+#include "nat/verify.h"
+
+namespace natd {
+namespace {
+
+TableConfig MakeTableConfig(const EngineConfig& c, uint8_t proto, const Behavior& b) {
+  TableConfig t;
+  t.proto = proto;
+  t.behavior = b;
+  t.capacity = c.max_sessions / c.shards;
+  t.port_probes = c.port_probes;
+  if (proto == kProtoTcp) {
+    t.timeout_ms = c.timeouts.tcp_transitory_ms;
+    t.established_timeout_ms = c.timeouts.tcp_established_ms;
+  } else if (proto == kProtoUdp) {
+    t.timeout_ms = c.timeouts.udp_ms;
+    t.inbound_refresh = c.udp_inbound_refresh;
+  } else {
+    t.timeout_ms = c.timeouts.icmp_ms;
+  }
+  return t;
+}
+
+uint64_t SeedFor(const EngineConfig& c, uint32_t index) {
+  uint64_t seed = c.seed;
+  if (seed == 0) {
+    FILE* f = std::fopen("/dev/urandom", "rb");
+    if (f) {
+      if (std::fread(&seed, sizeof seed, 1, f) != 1) seed = 0;
+      std::fclose(f);
+    }
+    if (seed == 0) seed = reinterpret_cast<uintptr_t>(&c) ^ 0x5eed;
+  }
+  return seed + 0x9e3779b97f4a7c15ull * (index + 1);
+}
+
+std::string TcpStateName(uint8_t st) {
+  if (st & kTcpStRst) return "reset";
+  const bool fin_out = st & kTcpStFinOut, fin_in = st & kTcpStFinIn;
+  if (fin_out && fin_in) return "closing";
+  if (st & kTcpStEstablished) return fin_out ? "fin-out" : fin_in ? "fin-in" : "established";
+  if (st & kTcpStMidstream) return "midstream";
+  if (st & kTcpStSynOut) return "syn-out";
+  if (st & kTcpStSynIn) return "syn-in";
+  return "new";
+}
+
+template <typename Addr>
+void AppendTable(std::string* out, const char* label, const MappingTable<Addr>& t, int64_t now) {
+  const Behavior& b = t.config().behavior;
+  absl::StrAppend(out, "  ", label, " ", std::string(b.name), " (", std::string(MappingName(b.mapping)), "/",
+                  std::string(FilteringName(b.filtering)),
+                  "): ", t.mapping_count(), " mappings, ", t.session_count(), " sessions\n");
+  const bool tcp = t.config().proto == kProtoTcp;
+  const std::string global = ToString(t.global());
+  auto ep = [](const Addr& a, uint16_t port) {
+    return Addr::kFamily == 6 ? absl::StrCat("[", ToString(a), "]:", port) : absl::StrCat(ToString(a), ":", port);
+  };
+  t.ForEachSession([&](const auto& m, const auto& s) {
+    absl::StrAppend(out, "    ", ep(m.inside, m.inside_port), " -> ", ep(t.global(), m.external_port), " <-> ",
+                    ep(s.remote, s.remote_port));
+    if (tcp) absl::StrAppend(out, " ", TcpStateName(s.tcp_state));
+    absl::StrAppendFormat(out, " age=%ds idle=%ds expires=%ds out=%u/%uB in=%u/%uB\n", (now - m.created_ms) / 1000,
+                          (now - m.last_ms) / 1000, (s.expires_ms - now) / 1000, m.packets_out, m.bytes_out,
+                          m.packets_in, m.bytes_in);
+  });
+}
+
+}  // namespace
+
+template <typename Addr>
+FamilyTables<Addr>::FamilyTables(const EngineConfig& c, const Addr& global, uint32_t shard, const PortPlan* plan,
+                                 Rng* rng, Counters* counters, EventSink* events)
+    : tcp(MakeTableConfig(c, kProtoTcp, c.tcp), global, shard, plan, rng, counters, events),
+      udp(MakeTableConfig(c, kProtoUdp, c.udp), global, shard, plan, rng, counters, events),
+      icmp(MakeTableConfig(c, Addr::kFamily == 4 ? kProtoIcmp : kProtoIcmp6, c.icmp), global, shard, plan, rng,
+           counters, events) {}
+
+template struct FamilyTables<Ip4>;
+template struct FamilyTables<Ip6>;
+
+Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, EventSink* events)
+    : index_(index), rng_(SeedFor(config, index)), events_(events) {
+  if (config.global4) {
+    v4_ = std::make_unique<FamilyTables<Ip4>>(config, *config.global4, index, plan, &rng_, &counters_, events);
+  }
+  if (config.global6) {
+    v6_ = std::make_unique<FamilyTables<Ip6>>(config, *config.global6, index, plan, &rng_, &counters_, events);
+  }
+}
+
+namespace {
+
+template <typename Addr>
+DropReason Translate(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v, int64_t now, Counters* counters) {
+  if (tables == nullptr) return DropReason::kNoGlobalAddress;
+  if (v.fragment) return DropReason::kFragment;
+  const Addr& global = tables->tcp.global();
+  const bool from_global = Addr::Load(d + v.src_addr_offset()) == global;
+  if (from_global) return DropReason::kSourceIsGlobal;
+  if (Addr::Load(d + v.dst_addr_offset()) == global) {
+    if (v.kind == L4Kind::kError) {
+      DropReason r = TranslateInboundError(tables->For(v.quote.kind), d, v);
+      if (r == DropReason::kNone) {
+        counters->icmp_errors_in.Add();
+        counters->packets_in.Add();
+      }
+      return r;
+    }
+    DropReason r = TranslateInbound(tables->For(v.kind), d, v, now);
+    if (r == DropReason::kNone) counters->packets_in.Add();
+    return r;
+  }
+  if (v.kind == L4Kind::kError) return DropReason::kOutboundIcmpError;
+  DropReason r = TranslateOutbound(tables->For(v.kind), d, v, now);
+  if (r == DropReason::kNone) counters->packets_out.Add();
+  return r;
+}
+
+}  // namespace
+
+Verdict Shard::ProcessOne(uint8_t* d, uint32_t len, int64_t now) {
+  if (len >= 20 && (d[0] >> 4) == 4 && std::memcmp(d + 16, kStatusAddress, 4) == 0) {
+    counters_.status_requests.Add();
+    return {Action::kStatus, DropReason::kNone};
+  }
+  PacketView v;
+  DropReason r = ParsePacket(d, len, &v);
+  if (r == DropReason::kNone) {
+#ifdef NATD_VERIFY_CHECKSUMS
+    const bool valid_before = !v.fragment && ChecksumsValid(d, v);
+#endif
+    r = v.family == 4 ? Translate(v4_.get(), d, v, now, &counters_) : Translate(v6_.get(), d, v, now, &counters_);
+#ifdef NATD_VERIFY_CHECKSUMS
+    if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
+      std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
+      std::abort();
+    }
+#endif
+  }
+  if (r != DropReason::kNone) {
+    counters_.drop(r).Add();
+    events_->PacketDropped(r, d, len);
+    return {Action::kDrop, r};
+  }
+  return {Action::kForward, DropReason::kNone};
+}
+
+void Shard::Process(std::span<const PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms) {
+  const size_t n = std::min(packets.size(), verdicts.size());
+  for (size_t i = 0; i < n; ++i) {
+    verdicts[i] = ProcessOne(packets[i].data, packets[i].len, now_ms);
+  }
+}
+
+size_t Shard::Expire(int64_t now) {
+  size_t n = 0;
+  if (v4_) n += v4_->tcp.Expire(now) + v4_->udp.Expire(now) + v4_->icmp.Expire(now);
+  if (v6_) n += v6_->tcp.Expire(now) + v6_->udp.Expire(now) + v6_->icmp.Expire(now);
+  return n;
+}
+
+void Shard::Flush() {
+  if (v4_) {
+    v4_->tcp.Flush();
+    v4_->udp.Flush();
+    v4_->icmp.Flush();
+  }
+  if (v6_) {
+    v6_->tcp.Flush();
+    v6_->udp.Flush();
+    v6_->icmp.Flush();
+  }
+}
+
+void Shard::AppendStatus(std::string* out, int64_t now) const {
+  absl::StrAppend(out, "shard ", index_, "\n");
+  if (v4_) {
+    AppendTable(out, "tcp4", v4_->tcp, now);
+    AppendTable(out, "udp4", v4_->udp, now);
+    AppendTable(out, "icmp4", v4_->icmp, now);
+  }
+  if (v6_) {
+    AppendTable(out, "tcp6", v6_->tcp, now);
+    AppendTable(out, "udp6", v6_->udp, now);
+    AppendTable(out, "icmp6", v6_->icmp, now);
+  }
+}
+
+}  // namespace natd

@@ -1,0 +1,87 @@
+// Shard: one worker's slice of the NAT. It owns six MappingTables (TCP, UDP
+// and ICMP echo, for IPv4 and IPv6) over its own slice of the external port
+// space, and translates batches of packets in place. A shard is used by one
+// thread at a time and shares nothing writable with other shards.
+//
+// The packet path through a shard:
+//   Process -> ParsePacket (packet_view.h) -> classify (status / inbound /
+//   outbound) -> TranslateOutbound (in2out.h) or TranslateInbound /
+//   TranslateInboundError (out2in.h) -> verdict.
+#ifndef NATD_NAT_SHARD_H_
+#define NATD_NAT_SHARD_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "nat/addr.h"
+#include "nat/config.h"
+#include "nat/events.h"
+#include "nat/mapping_table.h"
+#include "nat/packet_view.h"
+#include "nat/port_set.h"
+#include "nat/rng.h"
+
+namespace natd {
+
+// 192.0.2.2 (RFC 5737 TEST-NET-1): any packet to it asks for a status dump.
+inline constexpr uint8_t kStatusAddress[4] = {192, 0, 2, 2};
+
+struct PacketRef {
+  uint8_t* data = nullptr;
+  uint32_t len = 0;
+};
+
+enum class Action : uint8_t { kForward, kDrop, kStatus };
+
+struct Verdict {
+  Action action = Action::kDrop;
+  DropReason reason = DropReason::kNone;
+  friend bool operator==(const Verdict&, const Verdict&) = default;
+};
+
+template <typename Addr>
+struct FamilyTables {
+  FamilyTables(const EngineConfig& c, const Addr& global, uint32_t shard, const PortPlan* plan, Rng* rng,
+               Counters* counters, EventSink* events);
+  MappingTable<Addr>& For(L4Kind kind) { return kind == L4Kind::kTcp ? tcp : kind == L4Kind::kUdp ? udp : icmp; }
+  const MappingTable<Addr>& For(L4Kind kind) const {
+    return kind == L4Kind::kTcp ? tcp : kind == L4Kind::kUdp ? udp : icmp;
+  }
+  MappingTable<Addr> tcp, udp, icmp;
+};
+
+class Shard {
+ public:
+  Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, EventSink* events);
+
+  // Translates packets in place; verdicts[i] tells what to do with packets[i].
+  void Process(std::span<const PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms);
+  Verdict ProcessOne(uint8_t* data, uint32_t len, int64_t now_ms);
+
+  // Expires what is due at now_ms; returns sessions removed.
+  size_t Expire(int64_t now_ms);
+  void Flush();
+
+  // Human-readable tables (mappings, sessions, TCP state, traffic).
+  void AppendStatus(std::string* out, int64_t now_ms) const;
+
+  const Counters& counters() const { return counters_; }
+  uint32_t index() const { return index_; }
+  FamilyTables<Ip4>* v4() { return v4_.get(); }
+  FamilyTables<Ip6>* v6() { return v6_.get(); }
+
+ private:
+  const uint32_t index_;
+  Rng rng_;
+  Counters counters_;
+  EventSink* const events_;
+  std::unique_ptr<FamilyTables<Ip4>> v4_;
+  std::unique_ptr<FamilyTables<Ip6>> v6_;
+};
+
+}  // namespace natd
+
+#endif  // NATD_NAT_SHARD_H_
