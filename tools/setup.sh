@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what natd needs to build and test on Debian 12, and only what is
+# missing (idempotent; no network use when everything is present). Run as root.
+set -euo pipefail
+
+PACKAGES=(
+  # build: Bazel 4.2.3 and the libraries natd links (see ../shared/BAZEL_OFFLINE.md)
+  bazel-bootstrap bazel-rules-java g++ pkg-config
+  libabsl-dev libconcurrentqueue-dev libgtest-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
