@@ -28,6 +28,7 @@ namespace natd {
   X(kUnsupportedIcmpType, "unsupported-icmp-type")                                    \
   X(kNoGlobalAddress, "no-global-address-for-family")                                 \
   X(kSourceIsGlobal, "source-is-global-address")                                      \
+  X(kLinkLocalOrMulticast, "link-local-or-multicast")                                 \
   X(kOutboundIcmpError, "outbound-icmp-error-unsupported")                            \
   /* policy: the tables refuse the packet */                                          \
   X(kNoMapping, "inbound-no-mapping")                                                 \

@@ -13,6 +13,24 @@
 namespace natd {
 namespace {
 
+// Unspecified or link-local sources and multicast/broadcast destinations
+// never cross a NAT: the kernel's own MLD reports and router solicitations on
+// the TUN, for instance. Looks at the IP header only, before parsing.
+bool LinkLocalOrMulticast(const uint8_t* d, uint32_t len) {
+  if (len >= 20 && (d[0] >> 4) == 4) {
+    const uint8_t* src = d + 12;
+    const uint8_t* dst = d + 16;
+    return (dst[0] & 0xf0) == 0xe0 || (dst[0] == 255 && dst[1] == 255 && dst[2] == 255 && dst[3] == 255) ||
+           (src[0] == 169 && src[1] == 254) || (src[0] | src[1] | src[2] | src[3]) == 0;
+  }
+  if (len >= 40 && (d[0] >> 4) == 6) {
+    const uint8_t* src = d + 8;
+    static constexpr uint8_t kUnspecified[16] = {};
+    return d[24] == 0xff || (src[0] == 0xfe && (src[1] & 0xc0) == 0x80) || std::memcmp(src, kUnspecified, 16) == 0;
+  }
+  return false;
+}
+
 TableConfig MakeTableConfig(const EngineConfig& c, uint8_t proto, const Behavior& b) {
   TableConfig t;
   t.proto = proto;
@@ -135,7 +153,7 @@ Verdict Shard::ProcessOne(uint8_t* d, uint32_t len, int64_t now) {
     return {Action::kStatus, DropReason::kNone};
   }
   PacketView v;
-  DropReason r = ParsePacket(d, len, &v);
+  DropReason r = LinkLocalOrMulticast(d, len) ? DropReason::kLinkLocalOrMulticast : ParsePacket(d, len, &v);
   if (r == DropReason::kNone) {
 #ifdef NATD_VERIFY_CHECKSUMS
     const bool valid_before = !v.fragment && ChecksumsValid(d, v);

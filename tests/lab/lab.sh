@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The namespace lab (../shared/NETLAB.md), as a library every end-to-end
+# test, the demo and the lab benchmark source:
+#
+#   lan (198.18.0.2, fd00:18::2) ── rtr [natd0 TUN: natd] ── wan (198.19.0.2/.3, 2001:db8:19::2/::3) ── far
+#
+# natd's global addresses 198.19.0.100 / 2001:db8:19::100 sit on no
+# interface: the router sends everything from rtr-lan, and everything for
+# the global addresses, into natd's TUN; natd writes translations back into
+# it and the main table routes them on. Unreachable routes of high metric
+# make the lab fail closed: if natd is not running, nothing leaves
+# untranslated.
+#
+# Use:  source tests/lab/lab.sh; lab_up; lab_start_natd --preset=full-cone; ...; lab_down
+# lab_up installs an EXIT trap that tears everything down.
+
+LAB_PREFIX=${LAB_PREFIX:-natd-$$}
+LAN=$LAB_PREFIX-lan
+RTR=$LAB_PREFIX-rtr
+WAN=$LAB_PREFIX-wan
+FAR=$LAB_PREFIX-far
+LAB_DIR=${LAB_DIR:-$(mktemp -d /tmp/natd-lab.XXXXXX)}
+NATD_PID=
+NATD_BIN=${NATD_BIN:-}
+
+lan() { ip netns exec "$LAN" "$@"; }
+rtr() { ip netns exec "$RTR" "$@"; }
+wan() { ip netns exec "$WAN" "$@"; }
+far() { ip netns exec "$FAR" "$@"; }
+
+lab_log() { echo "lab: $*" >&2; }
+
+lab_down() {
+  lab_stop_natd
+  for ns in "$LAN" "$RTR" "$WAN" "$FAR"; do
+    # Kill anything a test left running in the namespace.
+    local pids
+    pids=$(ip netns pids "$ns" 2>/dev/null)
+    [ -n "$pids" ] && kill $pids 2>/dev/null
+    ip netns del "$ns" 2>/dev/null
+  done
+  return 0
+}
+
+lab_up() {
+  trap 'lab_down' EXIT
+  for ns in "$LAN" "$RTR" "$WAN" "$FAR"; do ip netns add "$ns" || return 1; done
+  for ns in "$LAN" "$RTR" "$WAN" "$FAR"; do ip -n "$ns" link set lo up; done
+  ip link add lan0 netns "$LAN" type veth peer name rtr-lan netns "$RTR"
+  ip link add rtr-wan netns "$RTR" type veth peer name wan0 netns "$WAN"
+  ip link add wan-far netns "$WAN" type veth peer name far0 netns "$FAR"
+
+  ip -n "$LAN" addr add 198.18.0.2/24 dev lan0
+  ip -n "$LAN" addr add 198.18.0.3/24 dev lan0
+  ip -n "$LAN" addr add fd00:18::2/64 dev lan0 nodad
+  ip -n "$LAN" addr add fd00:18::3/64 dev lan0 nodad
+  ip -n "$LAN" link set lan0 up
+  ip -n "$LAN" route add default via 198.18.0.1
+  ip -n "$LAN" -6 route add default via fd00:18::1
+
+  ip -n "$RTR" addr add 198.18.0.1/24 dev rtr-lan
+  ip -n "$RTR" addr add fd00:18::1/64 dev rtr-lan nodad
+  ip -n "$RTR" addr add 198.19.0.1/24 dev rtr-wan
+  ip -n "$RTR" addr add 2001:db8:19::1/64 dev rtr-wan nodad
+  ip -n "$RTR" link set rtr-lan up
+  ip -n "$RTR" link set rtr-wan up
+  rtr sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+    net.ipv4.conf.rtr-lan.rp_filter=0 net.ipv4.conf.rtr-wan.rp_filter=0
+  ip -n "$RTR" route add 198.51.100.0/24 via 198.19.0.2
+  ip -n "$RTR" -6 route add 2001:db8:51::/64 via 2001:db8:19::2
+  # Policy routing into natd's TUN, failing closed while natd0 is absent.
+  ip -n "$RTR" rule add iif rtr-lan lookup 100
+  ip -n "$RTR" -6 rule add iif rtr-lan lookup 100
+  ip -n "$RTR" route add unreachable default metric 4000000000 table 100
+  ip -n "$RTR" -6 route add unreachable default metric 4000000000 table 100
+  ip -n "$RTR" route add unreachable 198.19.0.100/32 metric 4000000000
+  ip -n "$RTR" -6 route add unreachable 2001:db8:19::100/128 metric 4000000000
+
+  ip -n "$WAN" addr add 198.19.0.2/24 dev wan0
+  ip -n "$WAN" addr add 198.19.0.3/24 dev wan0
+  ip -n "$WAN" addr add 2001:db8:19::2/64 dev wan0 nodad
+  ip -n "$WAN" addr add 2001:db8:19::3/64 dev wan0 nodad
+  ip -n "$WAN" addr add 198.51.100.1/24 dev wan-far
+  ip -n "$WAN" addr add 2001:db8:51::1/64 dev wan-far nodad
+  ip -n "$WAN" link set wan0 up
+  ip -n "$WAN" link set wan-far up
+  wan sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+  ip -n "$WAN" route add 198.19.0.100/32 via 198.19.0.1
+  ip -n "$WAN" -6 route add 2001:db8:19::100/128 via 2001:db8:19::1
+
+  ip -n "$FAR" addr add 198.51.100.2/24 dev far0
+  ip -n "$FAR" addr add 2001:db8:51::2/64 dev far0 nodad
+  ip -n "$FAR" link set far0 up
+  ip -n "$FAR" route add default via 198.51.100.1
+  ip -n "$FAR" -6 route add default via 2001:db8:51::1
+}
+
+# Starts natd in the router namespace with the lab's addresses and the given
+# extra flags; waits until its TUN is up and routed.
+lab_start_natd() {
+  local bin=${NATD_BIN:?set NATD_BIN to the natd binary}
+  # Not through rtr(): $! must be natd itself (ip netns exec execs it).
+  ip netns exec "$RTR" "$bin" --device=natd0 --global4=198.19.0.100 --global6=2001:db8:19::100 \
+    --log_file="$LAB_DIR/natd.log" "$@" >"$LAB_DIR/natd.out" 2>"$LAB_DIR/natd.err" &
+  NATD_PID=$!
+  local i
+  for i in $(seq 100); do
+    grep -q "natd: ready" "$LAB_DIR/natd.out" 2>/dev/null && break
+    if ! kill -0 "$NATD_PID" 2>/dev/null; then
+      lab_log "natd exited at start:"; cat "$LAB_DIR/natd.err" >&2; NATD_PID=; return 1
+    fi
+    sleep 0.05
+  done
+  ip -n "$RTR" route replace default dev natd0 table 100
+  ip -n "$RTR" -6 route replace default dev natd0 table 100
+  ip -n "$RTR" route replace 198.19.0.100/32 dev natd0
+  ip -n "$RTR" -6 route replace 2001:db8:19::100/128 dev natd0
+}
+
+# SIGTERM, wait, and return natd's exit status (0 when it stopped cleanly).
+lab_stop_natd() {
+  [ -n "$NATD_PID" ] || return 0
+  local pid=$NATD_PID rc
+  NATD_PID=
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid"
+  rc=$?
+  return $rc
+}
+
+# Asks natd for its status (a packet to 192.0.2.2) and prints it.
+lab_status() {
+  local before
+  before=$(grep -c "^natd status" "$LAB_DIR/natd.out")
+  lan ping -c1 -W1 192.0.2.2 >/dev/null 2>&1
+  local i
+  for i in $(seq 40); do
+    [ "$(grep -c "^natd status" "$LAB_DIR/natd.out")" -gt "$before" ] && break
+    sleep 0.05
+  done
+  sleep 0.1
+  awk -v n="$before" '/^natd status/{c++} c>n' "$LAB_DIR/natd.out"
+}

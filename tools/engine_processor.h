@@ -1,0 +1,63 @@
+// EngineProcessor: the dataplane's PacketProcessor over natd's engine. One
+// worker per engine shard; WorkerOf is the engine's pure steering function.
+#ifndef NATD_TOOLS_ENGINE_PROCESSOR_H_
+#define NATD_TOOLS_ENGINE_PROCESSOR_H_
+
+#include <vector>
+
+#include "nat/engine.h"
+#include "tun/processor.h"
+
+namespace natd {
+
+class EngineProcessor final : public tun::PacketProcessor {
+ public:
+  EngineProcessor(Engine* engine, uint32_t batch) : engine_(engine) {
+    per_worker_.resize(engine->shards());
+    for (auto& w : per_worker_) {
+      w.refs.resize(batch);
+      w.verdicts.resize(batch);
+    }
+  }
+
+  uint32_t workers() const override { return engine_->shards(); }
+  uint32_t WorkerOf(const uint8_t* data, size_t len) const override { return engine_->ShardOf(data, len); }
+
+  void Process(uint32_t w, std::span<tun::PacketBuf> pkts, std::span<tun::Disposition> out, int64_t now) override {
+    PerWorker& pw = per_worker_[w];
+    const size_t n = pkts.size();
+    for (size_t i = 0; i < n; ++i) pw.refs[i] = PacketRef{pkts[i].data, pkts[i].len};
+    engine_->shard(w).Process(std::span(pw.refs.data(), n), std::span(pw.verdicts.data(), n), now);
+    for (size_t i = 0; i < n; ++i) {
+      switch (pw.verdicts[i].action) {
+        case Action::kForward:
+          out[i] = tun::Disposition::kWrite;
+          break;
+        case Action::kStatus:
+          out[i] = tun::Disposition::kStatus;
+          break;
+        case Action::kDrop:
+          out[i] = tun::Disposition::kDrop;
+          break;
+      }
+    }
+  }
+
+  void Tick(uint32_t w, int64_t now) override { engine_->shard(w).Expire(now); }
+
+  void AppendStatus(uint32_t w, std::string* out, int64_t now) override {
+    engine_->shard(w).AppendStatus(out, now);
+  }
+
+ private:
+  struct PerWorker {
+    std::vector<PacketRef> refs;
+    std::vector<Verdict> verdicts;
+  };
+  Engine* const engine_;
+  std::vector<PerWorker> per_worker_;  // each touched only by its worker
+};
+
+}  // namespace natd
+
+#endif  // NATD_TOOLS_ENGINE_PROCESSOR_H_

@@ -1,0 +1,211 @@
+// natd: the daemon. Wires the engine (nat/) to the dataplane (tun/):
+//
+//   flags -> EngineConfig -> Engine          (nat/engine.h)
+//   TunDevice (one fd per queue)             (tun/tun_device.h)
+//   Pipeline: readers -> workers -> writer   (tun/pipeline.h)
+//   EventLog: the logging thread             (tools/event_log.h)
+//
+// Signals are taken by the main thread alone (sigwait): SIGINT/SIGTERM stop
+// reading, drain, join and print totals; SIGUSR1 prints the status, as does
+// any packet sent to 192.0.2.2.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "nat/engine.h"
+#include "tools/engine_processor.h"
+#include "tools/event_log.h"
+#include "tun/pipeline.h"
+#include "tun/tun_device.h"
+
+ABSL_FLAG(std::string, device, "natd0", "TUN device to create or attach to");
+ABSL_FLAG(uint32_t, queues, 1, "TUN queues, one reader thread each (1..64)");
+ABSL_FLAG(uint32_t, workers, 1, "NAT workers, one table shard each (1..254)");
+ABSL_FLAG(std::string, global4, "", "global IPv4 address (empty: no NAPT44)");
+ABSL_FLAG(std::string, global6, "", "global IPv6 address (empty: no NAPT66)");
+ABSL_FLAG(std::string, preset, "port-restricted-cone",
+          "NAT behaviour for every protocol: full-cone, restricted-cone, port-restricted-cone, symmetric, "
+          "quasi-restricted-cone, quasi-port-restricted-cone, quasi-symmetric, address-dependent, "
+          "address-port-dependent");
+ABSL_FLAG(std::string, tcp_preset, "", "NAT behaviour for TCP (default: --preset)");
+ABSL_FLAG(std::string, udp_preset, "", "NAT behaviour for UDP (default: --preset)");
+ABSL_FLAG(std::string, icmp_preset, "", "NAT behaviour for ICMP echo (default: --preset)");
+ABSL_FLAG(std::string, ports, "1024-65535",
+          "external ports: ranges 'LO-HI[,LO-HI...]', or a MAP-E port set 'v6plus:PSID', 'ocn-vc:PSID', "
+          "'map-e:a=A,k=K,m=M,psid=P'");
+ABSL_FLAG(absl::Duration, tcp_established_timeout, absl::Minutes(124), "idle timeout of established TCP");
+ABSL_FLAG(absl::Duration, tcp_transitory_timeout, absl::Minutes(4), "idle timeout of opening/closing TCP");
+ABSL_FLAG(absl::Duration, udp_timeout, absl::Minutes(5), "idle timeout of UDP (at least 2m)");
+ABSL_FLAG(absl::Duration, icmp_timeout, absl::Seconds(60), "idle timeout of ICMP echo");
+ABSL_FLAG(bool, udp_inbound_refresh, false, "inbound UDP refreshes a mapping too");
+ABSL_FLAG(uint32_t, max_sessions, 1 << 18, "sessions per protocol and address family, over all workers");
+ABSL_FLAG(uint32_t, mtu, 1500, "MTU of the TUN device");
+ABSL_FLAG(uint32_t, pool_buffers, 8192, "packet buffers, allocated at start");
+ABSL_FLAG(uint32_t, queue_depth, 4096, "packets each worker queue and the writer queue may hold");
+ABSL_FLAG(uint32_t, batch, 64, "packets read, translated and written per batch");
+ABSL_FLAG(std::string, log_file, "-", "log file ('-' for stderr)");
+ABSL_FLAG(uint32_t, log_invalid_per_second, 20, "cap on logged invalid/untranslatable packets per second");
+
+namespace natd {
+namespace {
+
+[[noreturn]] void Fail(const std::string& msg) {
+  std::fprintf(stderr, "natd: %s\n", msg.c_str());
+  std::exit(2);
+}
+
+Behavior PresetFlag(const char* flag, const std::string& value) {
+  auto b = PresetByName(value);
+  if (!b.ok()) Fail(absl::StrCat("--", flag, ": ", std::string(b.status().message())));
+  return *b;
+}
+
+int64_t Ms(const char* flag, absl::Duration d) {
+  if (d <= absl::ZeroDuration()) Fail(absl::StrCat("--", flag, ": must be positive"));
+  return absl::ToInt64Milliseconds(d);
+}
+
+EngineConfig ConfigFromFlags() {
+  EngineConfig c;
+  c.shards = absl::GetFlag(FLAGS_workers);
+  if (c.shards < 1 || c.shards > PortPlan::kMaxShards) Fail("--workers: must be 1..254");
+  if (const std::string g = absl::GetFlag(FLAGS_global4); !g.empty()) {
+    Ip4 a;
+    if (!ParseIp4(g, &a)) Fail(absl::StrCat("--global4: '", g, "' is not an IPv4 address"));
+    c.global4 = a;
+  }
+  if (const std::string g = absl::GetFlag(FLAGS_global6); !g.empty()) {
+    Ip6 a;
+    if (!ParseIp6(g, &a)) Fail(absl::StrCat("--global6: '", g, "' is not an IPv6 address"));
+    c.global6 = a;
+  }
+  if (!c.global4 && !c.global6) Fail("--global4 or --global6: at least one global address is needed");
+  const std::string preset = absl::GetFlag(FLAGS_preset);
+  PresetFlag("preset", preset);
+  auto pick = [&](const char* flag, const std::string& v) { return PresetFlag(flag, v.empty() ? preset : v); };
+  c.tcp = pick("tcp_preset", absl::GetFlag(FLAGS_tcp_preset));
+  c.udp = pick("udp_preset", absl::GetFlag(FLAGS_udp_preset));
+  c.icmp = pick("icmp_preset", absl::GetFlag(FLAGS_icmp_preset));
+  auto ports = PortSet::Parse(absl::GetFlag(FLAGS_ports));
+  if (!ports.ok()) Fail(absl::StrCat("--ports: ", std::string(ports.status().message())));
+  c.ports = *std::move(ports);
+  if (c.ports.ports().size() < c.shards) {
+    Fail(absl::StrCat("--ports/--workers: ", c.ports.ports().size(), " ports cannot be split over ", c.shards,
+                      " workers"));
+  }
+  c.timeouts.tcp_established_ms = Ms("tcp_established_timeout", absl::GetFlag(FLAGS_tcp_established_timeout));
+  c.timeouts.tcp_transitory_ms = Ms("tcp_transitory_timeout", absl::GetFlag(FLAGS_tcp_transitory_timeout));
+  c.timeouts.udp_ms = Ms("udp_timeout", absl::GetFlag(FLAGS_udp_timeout));
+  c.timeouts.icmp_ms = Ms("icmp_timeout", absl::GetFlag(FLAGS_icmp_timeout));
+  if (c.timeouts.udp_ms < kMinUdpTimeoutMs) Fail("--udp_timeout: must be at least 2m (RFC 4787 REQ-5)");
+  if (c.timeouts.tcp_transitory_ms > c.timeouts.tcp_established_ms) {
+    Fail("--tcp_transitory_timeout: longer than --tcp_established_timeout");
+  }
+  c.udp_inbound_refresh = absl::GetFlag(FLAGS_udp_inbound_refresh);
+  c.max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  if (c.max_sessions < c.shards || c.max_sessions > (1u << 28)) {
+    Fail("--max_sessions: must be between --workers and 2^28");
+  }
+  if (absl::Status s = ValidateConfig(c); !s.ok()) Fail(std::string(s.message()));
+  return c;
+}
+
+tun::PipelineOptions PipelineFromFlags(uint32_t mtu) {
+  tun::PipelineOptions o;
+  o.pool_buffers = absl::GetFlag(FLAGS_pool_buffers);
+  o.queue_depth = absl::GetFlag(FLAGS_queue_depth);
+  o.batch = absl::GetFlag(FLAGS_batch);
+  if (o.pool_buffers < 64 || o.pool_buffers > (1u << 22)) Fail("--pool_buffers: must be 64..4194304");
+  if (o.queue_depth < 16 || o.queue_depth > (1u << 22)) Fail("--queue_depth: must be 16..4194304");
+  if (o.batch < 1 || o.batch > 1024) Fail("--batch: must be 1..1024");
+  // Room for a whole packet of the device's MTU, rounded up to a cache line.
+  o.buffer_size = (mtu + 63) / 64 * 64;
+  return o;
+}
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "natd: a multi-threaded userspace NAT (NAPT44/NAPT66) on a TUN device.\n"
+      "Example: natd --device natd0 --global4 198.19.0.100 --global6 2001:db8:19::100 --preset full-cone");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) Fail(absl::StrCat("unexpected argument '", rest[1], "' (flags are --name=value)"));
+  const EngineConfig config = ConfigFromFlags();
+  const uint32_t mtu = absl::GetFlag(FLAGS_mtu);
+  if (mtu < 1280 || mtu > 65535) Fail("--mtu: must be 1280..65535");
+  const tun::PipelineOptions popt_base = PipelineFromFlags(mtu);
+  const uint32_t queues = absl::GetFlag(FLAGS_queues);
+  if (queues < 1 || queues > 64) Fail("--queues: must be 1..64");
+
+  FILE* log = stderr;
+  const std::string log_path = absl::GetFlag(FLAGS_log_file);
+  if (log_path != "-") {
+    log = std::fopen(log_path.c_str(), "a");
+    if (!log) Fail(absl::StrCat("--log_file: cannot open '", log_path, "': ", std::strerror(errno)));
+  }
+
+  // Every thread created from here on inherits the blocked signals; only
+  // sigwait below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  EventLog events(log, absl::GetFlag(FLAGS_log_invalid_per_second));
+  auto engine = Engine::Create(config, &events);
+  if (!engine.ok()) Fail(std::string(engine.status().message()));
+  auto device = tun::TunDevice::Open(absl::GetFlag(FLAGS_device), queues, mtu);
+  if (!device.ok()) Fail(absl::StrCat("--device: ", std::string(device.status().message())));
+
+  EngineProcessor processor(engine->get(), popt_base.batch);
+  tun::PipelineOptions popt = popt_base;
+  popt.on_status = [](const std::string& text) {
+    std::fputs(("natd status\n" + text).c_str(), stdout);
+    std::fflush(stdout);
+  };
+  tun::Pipeline pipeline(popt, (*device)->queues(), &(*device)->queue(0), &processor);
+  pipeline.Start();
+  events.Line(absl::StrCat("natd: running on ", (*device)->name(), " with ", queues, " queue(s), ", config.shards,
+                           " worker(s); ports ", config.ports.description(), "; tcp ", std::string(config.tcp.name),
+                           ", udp ", std::string(config.udp.name), ", icmp ", std::string(config.icmp.name), "\n"));
+  std::fprintf(stdout, "natd: ready\n");
+  std::fflush(stdout);
+
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGUSR1) {
+      pipeline.RequestStatus();
+    } else if (sig == SIGINT || sig == SIGTERM) {
+      break;
+    }
+  }
+  pipeline.Stop();
+  const tun::PipelineTotals t = pipeline.Totals();
+  std::string totals = absl::StrCat("natd totals\n", (*engine)->CountersText(), pipeline.CountersText(),
+                                    "tun.read_errors ", (*device)->read_errors(), "\ntun.write_errors ",
+                                    (*device)->write_errors(), "\nlog.lost ", events.lost(), "\n");
+  for (uint32_t i = 0; i < (*engine)->shards(); ++i) (*engine)->shard(i).Flush();
+  events.Stop();
+  std::fputs(totals.c_str(), stdout);
+  if (t.pool_free_at_stop != t.pool_buffers) {
+    std::fprintf(stdout, "natd: BUG: %llu of %llu buffers not returned\n",
+                 static_cast<unsigned long long>(t.pool_buffers - t.pool_free_at_stop),
+                 static_cast<unsigned long long>(t.pool_buffers));
+    return 1;
+  }
+  std::fprintf(stdout, "natd: stopped cleanly, all %llu buffers returned\n",
+               static_cast<unsigned long long>(t.pool_buffers));
+  return 0;
+}
+
+}  // namespace
+}  // namespace natd
+
+int main(int argc, char** argv) { return natd::Main(argc, argv); }

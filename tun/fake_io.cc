@@ -1,0 +1,63 @@
+#include "tun/fake_io.h"
+
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+namespace natd::tun {
+
+void FakeIo::Inject(Bytes packet) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    input_.push_back(std::move(packet));
+  }
+  cv_.notify_all();
+}
+
+std::vector<FakeIo::Bytes> FakeIo::TakeWritten() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(written_, {});
+}
+
+size_t FakeIo::written_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return written_.size();
+}
+
+size_t FakeIo::pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return input_.size();
+}
+
+void FakeIo::FailWrites(bool fail) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_writes_ = fail;
+}
+
+size_t FakeIo::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop) {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (input_.empty()) {
+    if (stop.load()) return 0;
+    cv_.wait_for(lock, std::chrono::milliseconds(20));
+  }
+  size_t n = 0;
+  while (n < bufs.size() && !input_.empty()) {
+    Bytes& p = input_.front();
+    // Like a TUN read into a short buffer: the excess is cut off.
+    uint32_t len = p.size() < capacity ? uint32_t(p.size()) : capacity;
+    std::memcpy(bufs[n].data, p.data(), len);
+    bufs[n].len = len;
+    input_.pop_front();
+    ++n;
+  }
+  return n;
+}
+
+size_t FakeIo::WriteBatch(std::span<const PacketBuf> bufs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (fail_writes_) return 0;
+  for (const PacketBuf& b : bufs) written_.emplace_back(b.data, b.data + b.len);
+  return bufs.size();
+}
+
+}  // namespace natd::tun

@@ -1,0 +1,39 @@
+// FakeIo: an in-memory PacketIo for tests. Inject() queues packets that
+// ReadBatch returns; WriteBatch records what was written. Thread-safe.
+#ifndef NATD_TUN_FAKE_IO_H_
+#define NATD_TUN_FAKE_IO_H_
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+#include "tun/packet_io.h"
+
+namespace natd::tun {
+
+class FakeIo final : public PacketIo {
+ public:
+  using Bytes = std::vector<uint8_t>;
+
+  void Inject(Bytes packet);
+  std::vector<Bytes> TakeWritten();
+  size_t written_count() const;
+  size_t pending() const;
+  // Makes WriteBatch refuse every packet (to test write failures).
+  void FailWrites(bool fail);
+
+  size_t ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop) override;
+  size_t WriteBatch(std::span<const PacketBuf> bufs) override;
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Bytes> input_;
+  std::vector<Bytes> written_;
+  bool fail_writes_ = false;
+};
+
+}  // namespace natd::tun
+
+#endif  // NATD_TUN_FAKE_IO_H_

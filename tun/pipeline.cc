@@ -1,0 +1,238 @@
+#include "tun/pipeline.h"
+
+#include <time.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
+namespace natd::tun {
+namespace {
+
+int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+constexpr auto kIdleWait = std::chrono::milliseconds(50);
+
+}  // namespace
+
+const char* PipelineDropName(PipelineDrop d) {
+  switch (d) {
+#define NATD_PIPELINE_NAME(name, text) \
+  case PipelineDrop::name:             \
+    return text;
+    NATD_PIPELINE_DROPS(NATD_PIPELINE_NAME)
+#undef NATD_PIPELINE_NAME
+    case PipelineDrop::kCount:
+      break;
+  }
+  return "?";
+}
+
+Pipeline::Pipeline(const PipelineOptions& options, std::vector<PacketIo*> readers, PacketIo* writer,
+                   PacketProcessor* processor)
+    : opt_(options),
+      readers_(std::move(readers)),
+      writer_io_(writer),
+      proc_(processor),
+      pool_(options.pool_buffers, options.buffer_size),
+      // The writer's producers are the workers; room for each to fill the depth.
+      writer_queue_(size_t(options.queue_depth) * 2, processor->workers() + 1, 0) {
+  for (uint32_t w = 0; w < proc_->workers(); ++w) {
+    worker_queues_.push_back(
+        std::make_unique<Queue>(size_t(options.queue_depth) * 2, readers_.size() + 1, 0));
+  }
+  status_parts_.resize(proc_->workers());
+}
+
+Pipeline::~Pipeline() { Stop(); }
+
+void Pipeline::Start() {
+  if (started_) return;
+  started_ = true;
+  writer_thread_ = std::thread([this] { WriterLoop(); });
+  for (uint32_t w = 0; w < proc_->workers(); ++w) worker_threads_.emplace_back([this, w] { WorkerLoop(w); });
+  for (uint32_t r = 0; r < readers_.size(); ++r) reader_threads_.emplace_back([this, r] { ReaderLoop(r); });
+}
+
+void Pipeline::Stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  // Upstream first, so each stage drains what the one before it left.
+  stop_readers_ = true;
+  for (auto& t : reader_threads_) t.join();
+  stop_workers_ = true;
+  for (auto& t : worker_threads_) t.join();
+  stop_writer_ = true;
+  writer_thread_.join();
+  pool_free_at_stop_ = pool_.free_approx();
+}
+
+void Pipeline::ReaderLoop(uint32_t r) {
+  PacketIo* io = readers_[r];
+  const uint32_t batch = opt_.batch;
+  const uint32_t workers = proc_->workers();
+  auto pool_in = pool_.MakeConsumerToken();
+  auto pool_out = pool_.MakeProducerToken();
+  std::vector<moodycamel::ProducerToken> tokens;
+  for (uint32_t w = 0; w < workers; ++w) tokens.emplace_back(*worker_queues_[w]);
+  std::vector<PacketBuf> stash(batch);  // free buffers this reader holds
+  size_t stashed = 0;
+  std::vector<std::vector<PacketBuf>> staged(workers);
+  for (auto& s : staged) s.reserve(batch);
+  std::vector<uint8_t> scratch(pool_.buffer_size());
+
+  while (!stop_readers_.load(std::memory_order_relaxed)) {
+    if (stashed < batch) stashed += pool_.Acquire(pool_in, stash.data() + stashed, batch - stashed);
+    if (stashed == 0) {
+      // No buffer anywhere: read into scratch and drop, so the device keeps moving.
+      PacketBuf tmp{scratch.data(), 0, 0};
+      if (io->ReadBatch(std::span(&tmp, 1), uint32_t(scratch.size()), stop_readers_) > 0) {
+        read_.fetch_add(1, std::memory_order_relaxed);
+        Drop(PipelineDrop::kPoolEmpty);
+      }
+      continue;
+    }
+    // Fill the stash from its front; what the read leaves unused stays stashed.
+    size_t got = io->ReadBatch(std::span(stash.data(), stashed), pool_.buffer_size(), stop_readers_);
+    if (got == 0) continue;
+    read_.fetch_add(got, std::memory_order_relaxed);
+    for (size_t i = 0; i < got; ++i) {
+      staged[proc_->WorkerOf(stash[i].data, stash[i].len)].push_back(stash[i]);
+    }
+    // Keep the unused buffers at the front of the stash.
+    for (size_t i = got; i < stashed; ++i) stash[i - got] = stash[i];
+    stashed -= got;
+    for (uint32_t w = 0; w < workers; ++w) {
+      auto& s = staged[w];
+      if (s.empty()) continue;
+      if (!worker_queues_[w]->try_enqueue_bulk(tokens[w], s.data(), s.size())) {
+        Drop(PipelineDrop::kWorkerQueueFull, s.size());
+        pool_.Release(pool_out, s.data(), s.size());
+      }
+      s.clear();
+    }
+  }
+  pool_.Release(pool_out, stash.data(), stashed);
+}
+
+void Pipeline::CollectStatus(uint32_t w, int64_t now_ms) {
+  const uint64_t gen = status_generation_.load();
+  std::string part;
+  proc_->AppendStatus(w, &part, now_ms);
+  std::lock_guard<std::mutex> lock(status_mu_);
+  if (status_collecting_ != gen) {
+    status_collecting_ = gen;
+    status_answers_ = 0;
+    for (auto& p : status_parts_) p.clear();
+  }
+  status_parts_[w] = std::move(part);
+  if (++status_answers_ == proc_->workers()) {
+    std::string all;
+    for (const auto& p : status_parts_) all += p;
+    all += CountersText();
+    if (opt_.on_status) opt_.on_status(all);
+  }
+}
+
+void Pipeline::WorkerLoop(uint32_t w) {
+  Queue& in = *worker_queues_[w];
+  moodycamel::ConsumerToken in_token(in);
+  moodycamel::ProducerToken out_token(writer_queue_);
+  auto pool_out = pool_.MakeProducerToken();
+  const uint32_t batch = opt_.batch;
+  std::vector<PacketBuf> pkts(batch), to_write, to_free;
+  std::vector<Disposition> verdicts(batch);
+  to_write.reserve(batch);
+  to_free.reserve(batch);
+  uint64_t status_seen = 0;
+
+  while (true) {
+    size_t n = in.wait_dequeue_bulk_timed(in_token, pkts.data(), batch, kIdleWait);
+    const int64_t now = NowMs();
+    if (n > 0) {
+      proc_->Process(w, std::span(pkts.data(), n), std::span(verdicts.data(), n), now);
+      processed_.fetch_add(n, std::memory_order_relaxed);
+      for (size_t i = 0; i < n; ++i) {
+        switch (verdicts[i]) {
+          case Disposition::kWrite:
+            to_write.push_back(pkts[i]);
+            break;
+          case Disposition::kStatus:
+            status_.fetch_add(1, std::memory_order_relaxed);
+            status_generation_.fetch_add(1);
+            to_free.push_back(pkts[i]);
+            break;
+          case Disposition::kDrop:
+            dropped_by_processor_.fetch_add(1, std::memory_order_relaxed);
+            to_free.push_back(pkts[i]);
+            break;
+        }
+      }
+      if (!to_write.empty() && !writer_queue_.try_enqueue_bulk(out_token, to_write.data(), to_write.size())) {
+        Drop(PipelineDrop::kWriterQueueFull, to_write.size());
+        to_free.insert(to_free.end(), to_write.begin(), to_write.end());
+      }
+      to_write.clear();
+      if (!to_free.empty()) pool_.Release(pool_out, to_free.data(), to_free.size());
+      to_free.clear();
+    }
+    proc_->Tick(w, now);
+    if (const uint64_t gen = status_generation_.load(std::memory_order_relaxed); gen != status_seen) {
+      status_seen = gen;
+      CollectStatus(w, now);
+    }
+    // Readers are joined before stop_workers_ is set: once it is, an empty
+    // queue stays empty.
+    if (n == 0 && stop_workers_.load() && in.size_approx() == 0) break;
+  }
+}
+
+void Pipeline::WriterLoop() {
+  moodycamel::ConsumerToken token(writer_queue_);
+  auto pool_out = pool_.MakeProducerToken();
+  std::vector<PacketBuf> pkts(opt_.batch);
+  while (true) {
+    size_t n = writer_queue_.wait_dequeue_bulk_timed(token, pkts.data(), pkts.size(), kIdleWait);
+    if (n > 0) {
+      size_t ok = writer_io_->WriteBatch(std::span(pkts.data(), n));
+      written_.fetch_add(ok, std::memory_order_relaxed);
+      if (ok < n) Drop(PipelineDrop::kWriteFailed, n - ok);
+      pool_.Release(pool_out, pkts.data(), n);
+    } else if (stop_writer_.load() && writer_queue_.size_approx() == 0) {
+      break;
+    }
+  }
+}
+
+void Pipeline::RequestStatus() { status_generation_.fetch_add(1); }
+
+PipelineTotals Pipeline::Totals() const {
+  PipelineTotals t;
+  t.read = read_.load();
+  t.written = written_.load();
+  t.processed = processed_.load();
+  t.dropped_by_processor = dropped_by_processor_.load();
+  t.status = status_.load();
+  for (size_t i = 0; i < static_cast<size_t>(PipelineDrop::kCount); ++i) t.drops[i] = drops_[i].load();
+  t.pool_buffers = pool_.count();
+  t.pool_free_at_stop = pool_free_at_stop_;
+  return t;
+}
+
+std::string Pipeline::CountersText() const {
+  PipelineTotals t = Totals();
+  std::string out = absl::StrCat("pipeline.read ", t.read, "\npipeline.processed ", t.processed,
+                                 "\npipeline.written ", t.written, "\npipeline.dropped_by_nat ",
+                                 t.dropped_by_processor, "\npipeline.status_requests ", t.status, "\n");
+  for (size_t i = 0; i < static_cast<size_t>(PipelineDrop::kCount); ++i) {
+    absl::StrAppend(&out, "pipeline.drop.", PipelineDropName(static_cast<PipelineDrop>(i)), " ", t.drops[i], "\n");
+  }
+  absl::StrAppend(&out, "pipeline.pool_free ", pool_.free_approx(), " of ", pool_.count(), "\n");
+  return out;
+}
+
+}  // namespace natd::tun

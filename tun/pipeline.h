@@ -1,0 +1,125 @@
+// Pipeline: natd's threads, as designed.
+//
+//   TUN queue 0 ─ reader 0 ─┐                ┌─ worker 0 (shard 0) ─┐
+//   TUN queue 1 ─ reader 1 ─┼─ per-worker  ──┼─ worker 1 (shard 1) ─┼─ writer queue ─ writer ─ TUN
+//        ...                │  queues        │        ...           │
+//
+// - A reader takes free buffers from the pool in bulk, reads a batch from its
+//   queue, asks the processor which worker each packet belongs to (a pure
+//   function of the bytes), and enqueues in bulk with its own producer token.
+// - A worker dequeues in bulk, lets the processor translate the batch in place,
+//   hands what is to be written to the writer, returns drops to the pool, and
+//   between batches lets the processor expire state. Nothing but its own
+//   thread ever touches its shard.
+// - The writer writes batches and returns the buffers to the pool.
+// Every queue is bounded (by its capacity and by the pool); when one is full
+// the packet is dropped and counted, never waited for. Packet order within a
+// flow is kept: one flow enters by one TUN queue (the kernel hashes flows to
+// queues), so one reader, one worker and the single writer see it in order.
+//
+// A status dump (a packet the processor marks kStatus, or RequestStatus())
+// is collected from each worker on its own thread and handed to on_status.
+#ifndef NATD_TUN_PIPELINE_H_
+#define NATD_TUN_PIPELINE_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "concurrentqueue/blockingconcurrentqueue.h"
+#include "tun/buffer_pool.h"
+#include "tun/packet_io.h"
+#include "tun/processor.h"
+
+namespace natd::tun {
+
+#define NATD_PIPELINE_DROPS(X)                                 \
+  X(kPoolEmpty, "pool-empty")                                  \
+  X(kWorkerQueueFull, "worker-queue-full")                     \
+  X(kWriterQueueFull, "writer-queue-full")                     \
+  X(kWriteFailed, "write-failed")
+
+enum class PipelineDrop : uint8_t {
+#define NATD_PIPELINE_ENUM(name, text) name,
+  NATD_PIPELINE_DROPS(NATD_PIPELINE_ENUM)
+#undef NATD_PIPELINE_ENUM
+      kCount
+};
+const char* PipelineDropName(PipelineDrop d);
+
+struct PipelineOptions {
+  uint32_t pool_buffers = 8192;
+  uint32_t buffer_size = 2048;
+  uint32_t batch = 64;
+  uint32_t queue_depth = 4096;  // per worker, and for the writer
+  // Called (from a worker thread) with the assembled status text.
+  std::function<void(const std::string&)> on_status;
+};
+
+struct PipelineTotals {
+  uint64_t read = 0, written = 0, processed = 0, dropped_by_processor = 0, status = 0;
+  uint64_t drops[static_cast<size_t>(PipelineDrop::kCount)] = {};
+  uint64_t pool_buffers = 0, pool_free_at_stop = 0;
+};
+
+class Pipeline {
+ public:
+  // `readers` (one per TUN queue) and `writer` must outlive the pipeline.
+  Pipeline(const PipelineOptions& options, std::vector<PacketIo*> readers, PacketIo* writer,
+           PacketProcessor* processor);
+  ~Pipeline();
+
+  void Start();
+  // Stops reading, drains every queue through the workers and the writer,
+  // joins the threads and returns every buffer to the pool.
+  void Stop();
+  void RequestStatus();
+  // Counters so far; after Stop() also the pool balance.
+  PipelineTotals Totals() const;
+  std::string CountersText() const;
+
+ private:
+  using Queue = moodycamel::BlockingConcurrentQueue<PacketBuf>;
+
+  void ReaderLoop(uint32_t r);
+  void WorkerLoop(uint32_t w);
+  void WriterLoop();
+  void CollectStatus(uint32_t w, int64_t now_ms);
+  void Drop(PipelineDrop why, uint64_t n = 1) {
+    drops_[static_cast<size_t>(why)].fetch_add(n, std::memory_order_relaxed);
+  }
+
+  const PipelineOptions opt_;
+  std::vector<PacketIo*> readers_;
+  PacketIo* const writer_io_;
+  PacketProcessor* const proc_;
+  BufferPool pool_;
+  std::vector<std::unique_ptr<Queue>> worker_queues_;
+  Queue writer_queue_;
+
+  std::atomic<bool> stop_readers_{false};
+  std::atomic<bool> stop_workers_{false};
+  std::atomic<bool> stop_writer_{false};
+  std::vector<std::thread> reader_threads_, worker_threads_;
+  std::thread writer_thread_;
+  bool started_ = false, stopped_ = false;
+
+  std::atomic<uint64_t> read_{0}, written_{0}, processed_{0}, dropped_by_processor_{0}, status_{0};
+  std::atomic<uint64_t> drops_[static_cast<size_t>(PipelineDrop::kCount)] = {};
+  uint64_t pool_free_at_stop_ = 0;
+
+  // Status collection: a generation number each worker answers once.
+  std::atomic<uint64_t> status_generation_{0};
+  std::mutex status_mu_;
+  std::vector<std::string> status_parts_;
+  uint32_t status_answers_ = 0;
+  uint64_t status_collecting_ = 0;
+};
+
+}  // namespace natd::tun
+
+#endif  // NATD_TUN_PIPELINE_H_

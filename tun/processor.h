@@ -1,0 +1,33 @@
+// What the dataplane asks of the packet logic, without knowing any of it:
+// which worker a packet belongs to, and what to do with a batch. tools/
+// implements it over natd::Engine; tests implement it with a toy.
+#ifndef NATD_TUN_PROCESSOR_H_
+#define NATD_TUN_PROCESSOR_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "tun/packet_io.h"
+
+namespace natd::tun {
+
+enum class Disposition : uint8_t { kWrite, kDrop, kStatus };
+
+class PacketProcessor {
+ public:
+  virtual ~PacketProcessor() = default;
+  virtual uint32_t workers() const = 0;
+  // Pure and thread-safe: called by every reader thread.
+  virtual uint32_t WorkerOf(const uint8_t* data, size_t len) const = 0;
+  // Called only on worker `w`'s thread: rewrite in place, decide each packet.
+  virtual void Process(uint32_t w, std::span<PacketBuf> pkts, std::span<Disposition> out, int64_t now_ms) = 0;
+  // Called on worker `w`'s thread between batches (expiry).
+  virtual void Tick(uint32_t w, int64_t now_ms) = 0;
+  // Called on worker `w`'s thread when a status dump is wanted.
+  virtual void AppendStatus(uint32_t w, std::string* out, int64_t now_ms) = 0;
+};
+
+}  // namespace natd::tun
+
+#endif  // NATD_TUN_PROCESSOR_H_

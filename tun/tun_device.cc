@@ -1,0 +1,139 @@
+#include "tun/tun_device.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+
+namespace natd::tun {
+namespace {
+
+absl::Status Errno(const std::string& what) {
+  return absl::UnavailableError(absl::StrCat(what, ": ", strerror(errno)));
+}
+
+}  // namespace
+
+TunQueue::~TunQueue() { close(fd_); }
+
+size_t TunQueue::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop) {
+  size_t n = 0;
+  while (n < bufs.size()) {
+    ssize_t r = read(fd_, bufs[n].data, capacity);
+    if (r > 0) {
+      bufs[n].len = uint32_t(r);
+      ++n;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN) {
+      if (n > 0) break;
+      // Nothing ready: wait, waking up to notice `stop`.
+      pollfd p{fd_, POLLIN, 0};
+      while (!stop.load(std::memory_order_relaxed)) {
+        int k = poll(&p, 1, 100);
+        if (k > 0) break;
+      }
+      if (stop.load(std::memory_order_relaxed)) break;
+      continue;
+    }
+    counters_.read_errors.fetch_add(1, std::memory_order_relaxed);
+    break;
+  }
+  return n;
+}
+
+size_t TunQueue::WriteBatch(std::span<const PacketBuf> bufs) {
+  size_t ok = 0;
+  for (const PacketBuf& b : bufs) {
+    ssize_t w;
+    do {
+      w = write(fd_, b.data, b.len);
+    } while (w < 0 && errno == EINTR);
+    if (w == ssize_t(b.len)) {
+      ++ok;
+    } else {
+      counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  return ok;
+}
+
+absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const std::string& name, uint32_t queues, uint32_t mtu) {
+  if (name.empty() || name.size() >= IFNAMSIZ) {
+    return absl::InvalidArgumentError(absl::StrCat("device name '", name, "' must be 1..", IFNAMSIZ - 1, " chars"));
+  }
+  if (queues < 1 || queues > 64) return absl::InvalidArgumentError("queues must be 1..64");
+  auto dev = std::unique_ptr<TunDevice>(new TunDevice());
+  dev->name_ = name;
+  for (uint32_t q = 0; q < queues; ++q) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return Errno("open /dev/net/tun");
+    ifreq ifr{};
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE;
+    strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      absl::Status s = Errno(absl::StrCat("TUNSETIFF ", name, " (queue ", q, ")"));
+      close(fd);
+      return s;
+    }
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+      absl::Status s = Errno("fcntl O_NONBLOCK");
+      close(fd);
+      return s;
+    }
+    dev->queues_.push_back(std::make_unique<TunQueue>(fd));
+  }
+  // No IPv6 link-local address on the TUN, so the kernel sends no MLD reports
+  // or router solicitations into natd (best effort: IPv6 may be disabled).
+  if (FILE* f = fopen(absl::StrCat("/proc/sys/net/ipv6/conf/", name, "/addr_gen_mode").c_str(), "w")) {
+    fputs("1", f);
+    fclose(f);
+  }
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return Errno("socket for interface ioctls");
+  ifreq ifr{};
+  strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_mtu = int(mtu);
+  if (ioctl(sock, SIOCSIFMTU, &ifr) < 0) {
+    absl::Status s = Errno(absl::StrCat("set MTU ", mtu, " on ", name));
+    close(sock);
+    return s;
+  }
+  if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0 || (ifr.ifr_flags |= IFF_UP | IFF_RUNNING, ioctl(sock, SIOCSIFFLAGS, &ifr) < 0)) {
+    absl::Status s = Errno(absl::StrCat("bring ", name, " up"));
+    close(sock);
+    return s;
+  }
+  close(sock);
+  return dev;
+}
+
+std::vector<PacketIo*> TunDevice::queues() const {
+  std::vector<PacketIo*> out;
+  for (const auto& q : queues_) out.push_back(q.get());
+  return out;
+}
+
+uint64_t TunDevice::read_errors() const {
+  uint64_t n = 0;
+  for (const auto& q : queues_) n += q->counters().read_errors.load();
+  return n;
+}
+
+uint64_t TunDevice::write_errors() const {
+  uint64_t n = 0;
+  for (const auto& q : queues_) n += q->counters().write_errors.load();
+  return n;
+}
+
+}  // namespace natd::tun
