@@ -7,6 +7,8 @@ PACKAGES=(
   # build: Bazel 4.2.3 and the libraries natd links (see ../shared/BAZEL_OFFLINE.md)
   bazel-bootstrap bazel-rules-java g++ pkg-config
   libabsl-dev libconcurrentqueue-dev libgtest-dev libbenchmark-dev
+  # the namespace lab: end-to-end tests and the demo (../shared/NETLAB.md)
+  iproute2 iputils-ping traceroute curl socat iperf3 tcpdump python3 python3-scapy procps
 )
 
 missing=()
