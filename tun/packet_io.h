@@ -23,7 +23,6 @@ struct PacketBuf {
 struct IoCounters {
   std::atomic<uint64_t> read_errors{0};
   std::atomic<uint64_t> write_errors{0};
-  std::atomic<uint64_t> truncated{0};  // a packet larger than the buffer
 };
 
 class PacketIo {

@@ -1,0 +1,222 @@
+// The pipeline with an in-memory device and a toy processor: no root, no TUN.
+#include "tun/pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "tun/fake_io.h"
+
+namespace natd::tun {
+namespace {
+
+using Bytes = FakeIo::Bytes;
+
+// Packets are [flow, seq_hi, seq_lo, kind, ...]: worker = flow % workers;
+// kind 1 = drop, 2 = status, anything else is written with byte 3 set to
+// 0xAA + worker (proof that the right worker touched it).
+class ToyProcessor final : public PacketProcessor {
+ public:
+  explicit ToyProcessor(uint32_t workers, std::chrono::microseconds delay = {}) : workers_(workers), delay_(delay) {
+    for (uint32_t i = 0; i < workers; ++i) owner_[i] = std::thread::id();
+  }
+  uint32_t workers() const override { return workers_; }
+  uint32_t WorkerOf(const uint8_t* d, size_t len) const override { return len ? d[0] % workers_ : 0; }
+  void Process(uint32_t w, std::span<PacketBuf> pkts, std::span<Disposition> out, int64_t) override {
+    CheckThread(w);
+    for (size_t i = 0; i < pkts.size(); ++i) {
+      uint8_t* d = pkts[i].data;
+      if (pkts[i].len < 4 || d[3] == 1) {
+        out[i] = Disposition::kDrop;
+      } else if (d[3] == 2) {
+        out[i] = Disposition::kStatus;
+      } else {
+        d[3] = uint8_t(0xAA + w);
+        out[i] = Disposition::kWrite;
+      }
+    }
+    if (delay_.count()) std::this_thread::sleep_for(delay_);
+  }
+  void Tick(uint32_t w, int64_t) override {
+    CheckThread(w);
+    ticks_.fetch_add(1);
+  }
+  void AppendStatus(uint32_t w, std::string* out, int64_t) override {
+    CheckThread(w);
+    *out += "worker " + std::to_string(w) + "\n";
+  }
+  uint64_t ticks() const { return ticks_.load(); }
+  bool wrong_thread() const { return wrong_thread_.load(); }
+
+ private:
+  // Each worker index must always run on the same thread.
+  void CheckThread(uint32_t w) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (owner_[w] == std::thread::id()) owner_[w] = std::this_thread::get_id();
+    if (owner_[w] != std::this_thread::get_id()) wrong_thread_ = true;
+  }
+  const uint32_t workers_;
+  const std::chrono::microseconds delay_;
+  std::mutex mu_;
+  std::map<uint32_t, std::thread::id> owner_;
+  std::atomic<uint64_t> ticks_{0};
+  std::atomic<bool> wrong_thread_{false};
+};
+
+Bytes Packet(uint8_t flow, uint16_t seq, uint8_t kind = 0, size_t len = 64) {
+  Bytes b(len, 0x5a);
+  b[0] = flow;
+  b[1] = uint8_t(seq >> 8);
+  b[2] = uint8_t(seq);
+  b[3] = kind;
+  return b;
+}
+
+bool WaitFor(const std::function<bool()>& done, int ms = 5000) {
+  for (int i = 0; i < ms / 5; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+PipelineOptions SmallOptions() {
+  PipelineOptions o;
+  o.pool_buffers = 256;
+  o.buffer_size = 256;
+  o.batch = 16;
+  o.queue_depth = 128;
+  return o;
+}
+
+TEST(PipelineTest, TranslatesEveryPacketAndKeepsFlowOrder) {
+  FakeIo in0, in1, out;
+  ToyProcessor proc(3);
+  Pipeline p(SmallOptions(), {&in0, &in1}, &out, &proc);
+  p.Start();
+  constexpr int kPerFlow = 300;
+  // Flows 0..5: even flows enter by queue 0, odd by queue 1 (as the kernel
+  // hashes a flow to one queue). Injected slowly enough never to overflow.
+  for (int seq = 0; seq < kPerFlow; ++seq) {
+    for (uint8_t flow = 0; flow < 6; ++flow) (flow % 2 ? in1 : in0).Inject(Packet(flow, uint16_t(seq)));
+    if (seq % 20 == 19) {
+      ASSERT_TRUE(WaitFor([&] { return out.written_count() == size_t(6 * (seq + 1)); }));
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] { return out.written_count() == 6 * kPerFlow; }));
+  p.Stop();
+  std::map<int, int> next;
+  for (const Bytes& b : out.TakeWritten()) {
+    const int flow = b[0], seq = b[1] << 8 | b[2];
+    EXPECT_EQ(b[3], 0xAA + flow % 3) << "processed by the worker that owns the flow";
+    EXPECT_EQ(seq, next[flow]++) << "flow " << flow << " reordered";
+  }
+  const PipelineTotals t = p.Totals();
+  EXPECT_EQ(t.read, 6u * kPerFlow);
+  EXPECT_EQ(t.written, 6u * kPerFlow);
+  EXPECT_EQ(t.pool_free_at_stop, t.pool_buffers) << "every buffer back in the pool";
+  EXPECT_FALSE(proc.wrong_thread());
+  EXPECT_GT(proc.ticks(), 0u) << "workers tick between batches";
+}
+
+TEST(PipelineTest, DropsAndStatusReturnBuffers) {
+  FakeIo in, out;
+  ToyProcessor proc(2);
+  std::mutex mu;
+  std::string status;
+  PipelineOptions o = SmallOptions();
+  o.on_status = [&](const std::string& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = s;
+  };
+  Pipeline p(o, {&in}, &out, &proc);
+  p.Start();
+  for (int i = 0; i < 50; ++i) in.Inject(Packet(uint8_t(i), 0, 1));  // dropped by the processor
+  in.Inject(Packet(0, 0, 2));                                         // status
+  in.Inject(Packet(1, 0, 0));                                         // written
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !status.empty() && out.written_count() == 1;
+  }));
+  p.Stop();
+  EXPECT_NE(status.find("worker 0\n"), std::string::npos);
+  EXPECT_NE(status.find("worker 1\n"), std::string::npos) << "every worker answers the status request";
+  EXPECT_NE(status.find("pipeline.read"), std::string::npos);
+  const PipelineTotals t = p.Totals();
+  EXPECT_EQ(t.dropped_by_processor, 50u);
+  EXPECT_EQ(t.status, 1u);
+  EXPECT_EQ(t.pool_free_at_stop, t.pool_buffers);
+}
+
+TEST(PipelineTest, RequestStatusReachesEveryWorker) {
+  FakeIo in, out;
+  ToyProcessor proc(4);
+  std::atomic<int> calls{0};
+  std::string last;
+  std::mutex mu;
+  PipelineOptions o = SmallOptions();
+  o.on_status = [&](const std::string& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    last = s;
+    ++calls;
+  };
+  Pipeline p(o, {&in}, &out, &proc);
+  p.Start();
+  p.RequestStatus();
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }));
+  p.Stop();
+  for (int w = 0; w < 4; ++w) EXPECT_NE(last.find("worker " + std::to_string(w)), std::string::npos);
+}
+
+TEST(PipelineTest, WriteFailuresAreCountedAndBuffersReturned) {
+  FakeIo in, out;
+  out.FailWrites(true);
+  ToyProcessor proc(1);
+  Pipeline p(SmallOptions(), {&in}, &out, &proc);
+  p.Start();
+  for (int i = 0; i < 40; ++i) in.Inject(Packet(0, uint16_t(i)));
+  ASSERT_TRUE(WaitFor([&] { return p.Totals().drops[size_t(PipelineDrop::kWriteFailed)] == 40; }));
+  p.Stop();
+  EXPECT_EQ(p.Totals().pool_free_at_stop, p.Totals().pool_buffers);
+}
+
+TEST(PipelineTest, OverloadDropsWithNamedReasonsAndNeverLeaks) {
+  FakeIo in, out;
+  // A slow worker behind a tiny pool and queue: the reader must drop, not block.
+  ToyProcessor proc(1, std::chrono::microseconds(2000));
+  PipelineOptions o = SmallOptions();
+  o.pool_buffers = 64;
+  o.queue_depth = 16;
+  Pipeline p(o, {&in}, &out, &proc);
+  p.Start();
+  constexpr int kSent = 3000;
+  for (int i = 0; i < kSent; ++i) in.Inject(Packet(0, uint16_t(i)));
+  ASSERT_TRUE(WaitFor([&] { return in.pending() == 0; }, 20000));
+  p.Stop();  // stops while packets are still in flight
+  const PipelineTotals t = p.Totals();
+  const uint64_t dropped = t.drops[size_t(PipelineDrop::kPoolEmpty)] +
+                           t.drops[size_t(PipelineDrop::kWorkerQueueFull)] +
+                           t.drops[size_t(PipelineDrop::kWriterQueueFull)];
+  EXPECT_EQ(t.read, uint64_t(kSent));
+  EXPECT_GT(dropped, 0u) << "overload must drop";
+  EXPECT_EQ(t.written + dropped, uint64_t(kSent)) << "every packet read is written or dropped with a reason";
+  EXPECT_EQ(t.pool_free_at_stop, t.pool_buffers);
+}
+
+TEST(PipelineTest, OversizedPacketIsTruncatedNotOverflowed) {
+  FakeIo in, out;
+  ToyProcessor proc(1);
+  PipelineOptions o = SmallOptions();
+  Pipeline p(o, {&in}, &out, &proc);
+  p.Start();
+  in.Inject(Packet(0, 0, 0, 1000));  // larger than the 256-byte buffers
+  ASSERT_TRUE(WaitFor([&] { return out.written_count() == 1; }));
+  p.Stop();
+  EXPECT_EQ(out.TakeWritten()[0].size(), 256u);
+}
+
+}  // namespace
+}  // namespace natd::tun
