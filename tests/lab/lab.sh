@@ -53,7 +53,9 @@ lab_up() {
   ip -n "$LAN" addr add 198.18.0.2/24 dev lan0
   ip -n "$LAN" addr add 198.18.0.3/24 dev lan0
   ip -n "$LAN" addr add fd00:18::2/64 dev lan0 nodad
-  ip -n "$LAN" addr add fd00:18::3/64 dev lan0 nodad
+  # Second addresses are deprecated (preferred_lft 0) so that the kernel
+  # picks the first as source; tests bind to them explicitly.
+  ip -n "$LAN" addr add fd00:18::3/64 dev lan0 nodad preferred_lft 0
   ip -n "$LAN" link set lan0 up
   ip -n "$LAN" route add default via 198.18.0.1
   ip -n "$LAN" -6 route add default via fd00:18::1
@@ -80,7 +82,7 @@ lab_up() {
   ip -n "$WAN" addr add 198.19.0.2/24 dev wan0
   ip -n "$WAN" addr add 198.19.0.3/24 dev wan0
   ip -n "$WAN" addr add 2001:db8:19::2/64 dev wan0 nodad
-  ip -n "$WAN" addr add 2001:db8:19::3/64 dev wan0 nodad
+  ip -n "$WAN" addr add 2001:db8:19::3/64 dev wan0 nodad preferred_lft 0
   ip -n "$WAN" addr add 198.51.100.1/24 dev wan-far
   ip -n "$WAN" addr add 2001:db8:51::1/64 dev wan-far nodad
   ip -n "$WAN" link set wan0 up
@@ -106,7 +108,7 @@ lab_start_natd() {
   NATD_PID=$!
   local i
   for i in $(seq 100); do
-    grep -q "natd: ready" "$LAB_DIR/natd.out" 2>/dev/null && break
+    if grep -q "natd: ready" "$LAB_DIR/natd.out" 2>/dev/null; then break; fi
     if ! kill -0 "$NATD_PID" 2>/dev/null; then
       lab_log "natd exited at start:"; cat "$LAB_DIR/natd.err" >&2; NATD_PID=; return 1
     fi
@@ -131,12 +133,11 @@ lab_stop_natd() {
 
 # Asks natd for its status (a packet to 192.0.2.2) and prints it.
 lab_status() {
-  local before
-  before=$(grep -c "^natd status" "$LAB_DIR/natd.out")
-  lan ping -c1 -W1 192.0.2.2 >/dev/null 2>&1
-  local i
+  local before i
+  before=$(grep -c "^natd status" "$LAB_DIR/natd.out" || true)
+  lan ping -c1 -W1 192.0.2.2 >/dev/null 2>&1 || true  # natd answers on stdout, not with a reply
   for i in $(seq 40); do
-    [ "$(grep -c "^natd status" "$LAB_DIR/natd.out")" -gt "$before" ] && break
+    [ "$(grep -c "^natd status" "$LAB_DIR/natd.out" || true)" -gt "$before" ] && break
     sleep 0.05
   done
   sleep 0.1
