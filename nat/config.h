@@ -14,6 +14,9 @@
 
 namespace natd {
 
+// The defaults are the RFCs' minimums. Only UDP's floor is enforced (RFC 4787
+// REQ-5 says never under 2 min); shorter TCP and ICMP timeouts are the
+// operator's choice (and the tests' way to see expiry in seconds).
 struct Timeouts {
   // RFC 5382 REQ-5: established >= 2 h 4 min; transitory (opening, closing,
   // reset) >= 4 min.

@@ -110,7 +110,9 @@ absl::StatusOr<PortSet> PortSet::Parse(std::string_view spec_std) {
     uint32_t lo, hi;
     if (!ParseNumber(lh.first, &lo)) return Bad(spec, absl::StrCat("'", part, "' is not a port or LO-HI range"));
     hi = lo;
-    if (!lh.second.empty() && !ParseNumber(lh.second, &hi)) {
+    // "LO-" (a dash with nothing after it) is an error, not the port LO.
+    const bool has_dash = part.find('-') != absl::string_view::npos;
+    if (has_dash && !ParseNumber(lh.second, &hi)) {
       return Bad(spec, absl::StrCat("'", part, "' is not a port or LO-HI range"));
     }
     auto range = Range(lo, hi);

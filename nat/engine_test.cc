@@ -1,0 +1,450 @@
+// Engine: config validation, and the steering function: both directions of a
+// session (and ICMP errors about it) meet in the one shard that holds it.
+#include "nat/engine.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nat/addr.h"
+#include "nat/config.h"
+#include "nat/events.h"
+#include "nat/packet_view.h"
+#include "nat/port_set.h"
+#include "nat/rng.h"
+#include "nat/testing/packet_builder.h"
+
+namespace natd {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Build;
+using testing::BuildIcmpError;
+using testing::Bytes;
+using testing::Hex;
+using testing::OracleChecksumsValid;
+using testing::PacketSpec;
+
+const char kGlobal4[] = "198.51.100.1";
+const char kGlobal6[] = "2001:db8:ffff::1";
+
+Ip4 V4(const std::string& s) {
+  Ip4 a;
+  EXPECT_TRUE(ParseIp4(s, &a)) << s;
+  return a;
+}
+Ip6 V6(const std::string& s) {
+  Ip6 a;
+  EXPECT_TRUE(ParseIp6(s, &a)) << s;
+  return a;
+}
+
+EngineConfig BaseConfig() {
+  EngineConfig c;
+  c.global4 = V4(kGlobal4);
+  c.global6 = V6(kGlobal6);
+  c.max_sessions = 4096;
+  c.seed = 1234;
+  return c;
+}
+
+std::string CreateError(const EngineConfig& c) {
+  NullEventSink sink;
+  auto e = Engine::Create(c, &sink);
+  if (e.ok()) return "<ok>";
+  return std::string(e.status().message());
+}
+
+TEST(EngineCreate, AcceptsDefaults) {
+  NullEventSink sink;
+  auto e = Engine::Create(BaseConfig(), &sink);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)->shards(), 1u);
+  EngineConfig only4 = BaseConfig();
+  only4.global6.reset();
+  EXPECT_EQ(CreateError(only4), "<ok>");
+  EngineConfig only6 = BaseConfig();
+  only6.global4.reset();
+  EXPECT_EQ(CreateError(only6), "<ok>");
+}
+
+TEST(EngineCreate, RejectsBadConfigsNamingTheSetting) {
+  {
+    EngineConfig c = BaseConfig();
+    c.global4.reset();
+    c.global6.reset();
+    EXPECT_THAT(CreateError(c), HasSubstr("no global address"));
+  }
+  {
+    EngineConfig c = BaseConfig();
+    c.timeouts.udp_ms = kMinUdpTimeoutMs - 1;
+    EXPECT_THAT(CreateError(c), HasSubstr("UDP timeout"));
+    EXPECT_THAT(CreateError(c), HasSubstr("under 2 min"));
+    c.timeouts.udp_ms = kMinUdpTimeoutMs;
+    EXPECT_EQ(CreateError(c), "<ok>");
+  }
+  {
+    EngineConfig c = BaseConfig();
+    c.ports = *PortSet::Parse("5000-5003");
+    c.shards = 5;
+    EXPECT_THAT(CreateError(c), HasSubstr("has 4 ports, fewer than the 5 shards"));
+    c.shards = 4;
+    EXPECT_EQ(CreateError(c), "<ok>");
+  }
+  {
+    EngineConfig c = BaseConfig();
+    c.shards = 0;
+    EXPECT_THAT(CreateError(c), HasSubstr("shards must be 1..254, got 0"));
+    c.shards = 255;
+    EXPECT_THAT(CreateError(c), HasSubstr("shards must be 1..254, got 255"));
+  }
+  {
+    EngineConfig c = BaseConfig();
+    c.shards = 8;
+    c.max_sessions = 7;
+    EXPECT_THAT(CreateError(c), HasSubstr("max sessions 7"));
+    c.max_sessions = (1u << 28) + 1;
+    EXPECT_THAT(CreateError(c), HasSubstr("max sessions"));
+  }
+  {
+    EngineConfig c = BaseConfig();
+    c.port_probes = 0;
+    EXPECT_THAT(CreateError(c), HasSubstr("port probes"));
+  }
+  {
+    EngineConfig c = BaseConfig();
+    c.timeouts.icmp_ms = 0;
+    EXPECT_THAT(CreateError(c), HasSubstr("timeouts must be positive"));
+    c = BaseConfig();
+    c.timeouts.tcp_established_ms = -1;
+    EXPECT_THAT(CreateError(c), HasSubstr("timeouts must be positive"));
+  }
+  {
+    EngineConfig c = BaseConfig();
+    c.timeouts.tcp_transitory_ms = c.timeouts.tcp_established_ms + 1;
+    EXPECT_THAT(CreateError(c), HasSubstr("TCP transitory timeout"));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Steering.
+
+struct Flow {
+  int family;
+  uint8_t proto;  // 6, 17, 1 (v4 echo) or 58 (v6 echo)
+  std::string inside, remote;
+  uint16_t inside_port, remote_port;
+};
+
+bool IsEcho(const Flow& f) { return f.proto == kProtoIcmp || f.proto == kProtoIcmp6; }
+size_t L4Off(int family) { return family == 4 ? 20 : 40; }
+std::string Global(int family) { return family == 4 ? kGlobal4 : kGlobal6; }
+
+PacketSpec Spec(int family, uint8_t proto, const std::string& src, const std::string& dst, uint16_t sport,
+                uint16_t dport, bool reply) {
+  PacketSpec sp;
+  sp.family = family;
+  sp.proto = proto;
+  sp.src = src;
+  sp.dst = dst;
+  sp.sport = sport;
+  sp.dport = dport;
+  sp.tcp_flags = reply ? (kTcpSyn | kTcpAck) : kTcpSyn;
+  if (proto == kProtoIcmp) sp.icmp_type = reply ? 0 : 8;
+  if (proto == kProtoIcmp6) sp.icmp_type = reply ? 129 : 128;
+  sp.payload = {'n', 'a', 't', 'd', 0x5a, 0xa5, 7};  // odd length on purpose
+  return sp;
+}
+
+Bytes Outbound(const Flow& f) {
+  return Build(Spec(f.family, f.proto, f.inside, f.remote, f.inside_port, IsEcho(f) ? f.inside_port : f.remote_port,
+                    false));
+}
+Bytes TranslatedOutbound(const Flow& f, uint16_t ext) {
+  return Build(Spec(f.family, f.proto, Global(f.family), f.remote, ext, IsEcho(f) ? ext : f.remote_port, false));
+}
+Bytes Reply(const Flow& f, uint16_t ext) {
+  return Build(Spec(f.family, f.proto, f.remote, Global(f.family), IsEcho(f) ? ext : f.remote_port, ext, true));
+}
+Bytes TranslatedReply(const Flow& f) {
+  return Build(Spec(f.family, f.proto, f.remote, f.inside, IsEcho(f) ? f.inside_port : f.remote_port, f.inside_port,
+                    true));
+}
+uint16_t SrcPortOf(const Bytes& p, uint8_t proto) {
+  const size_t l4 = L4Off(p[0] >> 4);
+  return testing::Be16(p, l4 + ((proto == kProtoIcmp || proto == kProtoIcmp6) ? 4 : 0));
+}
+
+std::string RandomV4(Rng& rng, const char* prefix) {
+  return std::string(prefix) + std::to_string(rng.Below(256)) + "." + std::to_string(1 + rng.Below(254));
+}
+std::string RandomV6(Rng& rng, const char* prefix) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s%x:%x", prefix, rng.Below(0x10000), 1 + rng.Below(0xfffe));
+  return buf;
+}
+
+// A random inside port: from the port set or from outside it.
+uint16_t RandomInsidePort(Rng& rng, const PortSet& set, bool in_set) {
+  if (in_set) return set.ports()[rng.Below(static_cast<uint32_t>(set.ports().size()))];
+  std::vector<bool> member(65536, false);
+  for (uint16_t p : set.ports()) member[p] = true;
+  for (;;) {
+    uint16_t p = static_cast<uint16_t>(1 + rng.Below(65535));
+    if (!member[p]) return p;
+  }
+}
+
+Flow RandomFlow(Rng& rng, const PortSet& set) {
+  Flow f;
+  f.family = rng.Below(2) ? 4 : 6;
+  const uint32_t kind = rng.Below(3);
+  f.proto = kind == 0 ? kProtoTcp : kind == 1 ? kProtoUdp : (f.family == 4 ? kProtoIcmp : kProtoIcmp6);
+  f.inside = f.family == 4 ? RandomV4(rng, "10.1.") : RandomV6(rng, "fd00::");
+  f.remote = f.family == 4 ? RandomV4(rng, "203.0.") : RandomV6(rng, "2001:db8:1::");
+  f.inside_port = RandomInsidePort(rng, set, rng.Below(2) == 0);
+  f.remote_port = static_cast<uint16_t>(1 + rng.Below(65535));
+  return f;
+}
+
+std::string Describe(const Flow& f) {
+  return "v" + std::to_string(f.family) + " proto " + std::to_string(f.proto) + " " + f.inside + ":" +
+         std::to_string(f.inside_port) + " -> " + f.remote + ":" + std::to_string(f.remote_port);
+}
+
+// One flow through the engine: out, reply back, ICMP error about it back.
+// Returns the shard that holds it and the external port.
+void RunFlow(Engine& engine, const Flow& f, int64_t now, uint32_t* shard_out, uint16_t* ext_out) {
+  SCOPED_TRACE(Describe(f));
+  Bytes out = Outbound(f);
+  const uint32_t shard = engine.ShardOf(out.data(), out.size());
+  ASSERT_LT(shard, engine.shards());
+  const Verdict v = engine.shard(shard).ProcessOne(out.data(), static_cast<uint32_t>(out.size()), now);
+  ASSERT_EQ(v.action, Action::kForward) << DropReasonName(v.reason);
+  const uint16_t ext = SrcPortOf(out, f.proto);
+  EXPECT_EQ(engine.plan().OwnerOf(ext), shard) << "external port " << ext << " is not in the steering shard's slice";
+  EXPECT_EQ(Hex(out), Hex(TranslatedOutbound(f, ext)));
+  EXPECT_TRUE(OracleChecksumsValid(out));
+  *shard_out = shard;
+  *ext_out = ext;
+
+  // The reply, to the global address and external port.
+  Bytes reply = Reply(f, ext);
+  EXPECT_EQ(engine.ShardOf(reply.data(), reply.size()), shard);
+  const Verdict rv = engine.shard(shard).ProcessOne(reply.data(), static_cast<uint32_t>(reply.size()), now + 1);
+  ASSERT_EQ(rv.action, Action::kForward) << DropReasonName(rv.reason);
+  EXPECT_EQ(Hex(reply), Hex(TranslatedReply(f)));
+  EXPECT_TRUE(OracleChecksumsValid(reply));
+
+  // An ICMP error from a router on the path, quoting the packet as it left
+  // (whole, or the IPv4 minimum of header + 8 bytes).
+  const std::string router = f.family == 4 ? "192.0.2.77" : "2001:db8:2::77";
+  const uint8_t type = f.family == 4 ? 3 : 1;  // destination unreachable
+  for (size_t quote_len : {size_t{0}, L4Off(f.family) + 8}) {
+    SCOPED_TRACE("quote " + std::to_string(quote_len));
+    const Bytes sent = TranslatedOutbound(f, ext);
+    Bytes err = BuildIcmpError(f.family, router, Global(f.family), type, 1, sent, quote_len);
+    EXPECT_EQ(engine.ShardOf(err.data(), err.size()), shard);
+    const Verdict ev = engine.shard(shard).ProcessOne(err.data(), static_cast<uint32_t>(err.size()), now + 2);
+    ASSERT_EQ(ev.action, Action::kForward) << DropReasonName(ev.reason);
+    const Bytes want = BuildIcmpError(f.family, router, f.inside, type, 1, Outbound(f), quote_len);
+    EXPECT_EQ(Hex(err), Hex(want));
+    EXPECT_TRUE(OracleChecksumsValid(err));
+  }
+}
+
+struct SteeringCase {
+  uint32_t shards;
+  const char* ports;
+  int flows;
+};
+
+TEST(EngineSteering, BothDirectionsMeetInOneShard) {
+  const SteeringCase cases[] = {
+      {4, "20000-29999", 150}, {7, "20000-29999", 150}, {4, "v6plus:0x12", 60}, {7, "ocn-vc:5", 100}};
+  for (const SteeringCase& c : cases) {
+    for (const Behavior& b : AllPresets()) {
+      SCOPED_TRACE(std::to_string(c.shards) + " shards, " + c.ports + ", " + std::string(b.name));
+      EngineConfig cfg = BaseConfig();
+      cfg.shards = c.shards;
+      cfg.ports = *PortSet::Parse(c.ports);
+      cfg.tcp = cfg.udp = cfg.icmp = b;
+      NullEventSink sink;
+      auto engine = Engine::Create(cfg, &sink);
+      ASSERT_TRUE(engine.ok()) << engine.status();
+      Engine& e = **engine;
+      Rng rng(c.shards * 1000 + b.name.size());
+      std::vector<uint32_t> used_shards(c.shards, 0);
+      std::map<uint16_t, uint32_t> port_shard;
+      for (int i = 0; i < c.flows; ++i) {
+        const Flow f = RandomFlow(rng, cfg.ports);
+        uint32_t shard = 0;
+        uint16_t ext = 0;
+        RunFlow(e, f, 1000 + i, &shard, &ext);
+        if (::testing::Test::HasFatalFailure() || ::testing::Test::HasFailure()) return;
+        ++used_shards[shard];
+        auto [it, inserted] = port_shard.emplace(ext, shard);
+        EXPECT_EQ(it->second, shard) << "port " << ext << " given by shards " << it->second << " and " << shard;
+      }
+      for (uint32_t s = 0; s < c.shards; ++s) EXPECT_GT(used_shards[s], 0u) << "shard " << s << " never used";
+      // No two shards hold the same external port, in any table.
+      std::map<uint16_t, uint32_t> holder;
+      for (uint32_t s = 0; s < e.shards(); ++s) {
+        auto visit = [&](const auto& m, const auto&) {
+          auto [it, inserted] = holder.emplace(m.external_port, s);
+          EXPECT_EQ(it->second, s) << "port " << m.external_port;
+          EXPECT_EQ(e.plan().OwnerOf(m.external_port), s);
+        };
+        for (auto* t : {&e.shard(s).v4()->tcp, &e.shard(s).v4()->udp, &e.shard(s).v4()->icmp}) t->ForEachSession(visit);
+        for (auto* t : {&e.shard(s).v6()->tcp, &e.shard(s).v6()->udp, &e.shard(s).v6()->icmp}) t->ForEachSession(visit);
+      }
+      EXPECT_GT(holder.size(), 0u);
+      uint64_t out = 0, in = 0, errors = 0;
+      for (uint32_t s = 0; s < e.shards(); ++s) {
+        out += e.shard(s).counters().packets_out.value();
+        in += e.shard(s).counters().packets_in.value();
+        errors += e.shard(s).counters().icmp_errors_in.value();
+      }
+      EXPECT_EQ(out, static_cast<uint64_t>(c.flows));
+      EXPECT_EQ(in, 3u * c.flows);
+      EXPECT_EQ(errors, 2u * c.flows);
+    }
+  }
+}
+
+// The same inside endpoint always lands in one shard, whoever it talks to,
+// so an endpoint-independent mapping is found again.
+TEST(EngineSteering, InsideEndpointIsStable) {
+  for (uint32_t shards : {4u, 7u}) {
+    EngineConfig cfg = BaseConfig();
+    cfg.shards = shards;
+    cfg.ports = *PortSet::Parse("20000-29999");
+    cfg.udp = *PresetByName("full-cone");
+    NullEventSink sink;
+    auto engine = Engine::Create(cfg, &sink);
+    ASSERT_TRUE(engine.ok());
+    Engine& e = **engine;
+    for (uint16_t inside_port : {uint16_t{25000}, uint16_t{40000}}) {
+      uint32_t shard0 = 0;
+      uint16_t ext0 = 0;
+      for (int i = 0; i < 10; ++i) {
+        Flow f{4, kProtoUdp, "10.9.9.9", "203.0.113." + std::to_string(i + 1), inside_port, uint16_t(1000 + i)};
+        uint32_t shard = 0;
+        uint16_t ext = 0;
+        RunFlow(e, f, i, &shard, &ext);
+        if (i == 0) {
+          shard0 = shard;
+          ext0 = ext;
+          if (inside_port == 25000) {
+            EXPECT_EQ(ext, 25000) << "preserved";
+            EXPECT_EQ(shard, e.plan().OwnerOf(25000));
+          }
+        }
+        EXPECT_EQ(shard, shard0);
+        EXPECT_EQ(ext, ext0) << "EIM: one external port for all remote ends";
+      }
+    }
+  }
+}
+
+TEST(EngineSteering, SlicesAreDisjoint) {
+  for (uint32_t shards : {4u, 7u}) {
+    EngineConfig cfg = BaseConfig();
+    cfg.shards = shards;
+    cfg.ports = *PortSet::Parse("v6plus:0x12");
+    NullEventSink sink;
+    auto engine = Engine::Create(cfg, &sink);
+    ASSERT_TRUE(engine.ok());
+    const PortPlan& plan = (*engine)->plan();
+    std::vector<int> owner(65536, -1);
+    size_t total = 0;
+    for (uint32_t s = 0; s < shards; ++s) {
+      for (uint16_t p : plan.Slice(s)) {
+        EXPECT_EQ(owner[p], -1) << p;
+        owner[p] = static_cast<int>(s);
+        ++total;
+      }
+    }
+    EXPECT_EQ(total, cfg.ports.ports().size());
+  }
+}
+
+TEST(EngineSteering, UnknownInboundGoesSomewhereAndIsDropped) {
+  EngineConfig cfg = BaseConfig();
+  cfg.shards = 4;
+  cfg.ports = *PortSet::Parse("20000-29999");
+  NullEventSink sink;
+  auto engine = Engine::Create(cfg, &sink);
+  ASSERT_TRUE(engine.ok());
+  Engine& e = **engine;
+  for (uint16_t port : {uint16_t{80}, uint16_t{21000}, uint16_t{29999}}) {
+    Bytes in = Build(Spec(4, kProtoUdp, "203.0.113.5", kGlobal4, 53, port, true));
+    const uint32_t s = e.ShardOf(in.data(), in.size());
+    ASSERT_LT(s, 4u);
+    if (port != 80) {
+      EXPECT_EQ(s, e.plan().OwnerOf(port));
+    }
+    const Verdict v = e.shard(s).ProcessOne(in.data(), static_cast<uint32_t>(in.size()), 0);
+    EXPECT_EQ(v.action, Action::kDrop);
+    EXPECT_EQ(v.reason, DropReason::kNoMapping);
+  }
+  // Garbage steers to a valid shard and is dropped as malformed.
+  Bytes junk = {0x45, 0, 0};
+  EXPECT_EQ(e.ShardOf(junk.data(), junk.size()), 0u);
+  EXPECT_EQ(e.ShardOf(junk.data(), 0), 0u);
+}
+
+TEST(EngineStatus, StatusAddressGetsStatusAction) {
+  for (uint32_t shards : {1u, 4u, 7u}) {
+    EngineConfig cfg = BaseConfig();
+    cfg.shards = shards;
+    cfg.ports = *PortSet::Parse("20000-29999");
+    NullEventSink sink;
+    auto engine = Engine::Create(cfg, &sink);
+    ASSERT_TRUE(engine.ok());
+    Engine& e = **engine;
+    for (uint8_t proto : {kProtoUdp, kProtoTcp, kProtoIcmp}) {
+      Bytes p = Build(Spec(4, proto, "10.0.0.2", "192.0.2.2", 40000, 9, false));
+      const Bytes before = p;
+      const uint32_t s = e.ShardOf(p.data(), p.size());
+      ASSERT_LT(s, shards);
+      const Verdict v = e.shard(s).ProcessOne(p.data(), static_cast<uint32_t>(p.size()), 0);
+      EXPECT_EQ(v.action, Action::kStatus);
+      EXPECT_EQ(p, before) << "a status request is not translated";
+      EXPECT_EQ(e.shard(s).counters().status_requests.value() > 0, true);
+    }
+    // Nothing was mapped for them.
+    for (uint32_t s = 0; s < shards; ++s) {
+      EXPECT_EQ(e.shard(s).v4()->udp.mapping_count() + e.shard(s).v4()->tcp.mapping_count() +
+                    e.shard(s).v4()->icmp.mapping_count(),
+                0u);
+    }
+    // A neighbour of the status address is translated normally.
+    Bytes n = Build(Spec(4, kProtoUdp, "10.0.0.2", "192.0.2.3", 40000, 9, false));
+    const uint32_t s = e.ShardOf(n.data(), n.size());
+    EXPECT_EQ(e.shard(s).ProcessOne(n.data(), static_cast<uint32_t>(n.size()), 0).action, Action::kForward);
+  }
+}
+
+TEST(EngineCounters, TextListsCountersAndDrops) {
+  EngineConfig cfg = BaseConfig();
+  cfg.shards = 2;
+  NullEventSink sink;
+  auto engine = Engine::Create(cfg, &sink);
+  ASSERT_TRUE(engine.ok());
+  Engine& e = **engine;
+  Bytes in = Build(Spec(4, kProtoUdp, "203.0.113.5", kGlobal4, 53, 5000, true));
+  const uint32_t s = e.ShardOf(in.data(), in.size());
+  e.shard(s).ProcessOne(in.data(), static_cast<uint32_t>(in.size()), 0);
+  const std::string text = e.CountersText();
+  EXPECT_THAT(text, HasSubstr("packets_out 0\n"));
+  EXPECT_THAT(text, HasSubstr("drop.inbound-no-mapping 1\n"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("drop.fragment")));
+}
+
+}  // namespace
+}  // namespace natd
