@@ -2,7 +2,7 @@
 # Runs the engine self-check (what `bash tools/run.sh` shows) and requires it
 # to pass and to have translated the golden packets and every preset.
 set -euo pipefail
-out=$("$1")
+out=$("./$1") || { echo "$out"; echo "self-check exited non-zero"; exit 1; }
 echo "$out"
 grep -q "^self-check passed$" <<<"$out"
 grep -qE "^golden packets: ([0-9]+) of \1 translated exactly as expected$" <<<"$out"

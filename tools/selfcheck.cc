@@ -20,6 +20,17 @@ using testing::PacketSpec;
 
 int failures = 0;
 
+PacketSpec Spec(int family, const char* src, const char* dst, uint8_t proto, uint16_t sport, uint16_t dport) {
+  PacketSpec sp;
+  sp.family = family;
+  sp.src = src;
+  sp.dst = dst;
+  sp.proto = proto;
+  sp.sport = sport;
+  sp.dport = dport;
+  return sp;
+}
+
 void Check(bool ok, const std::string& what) {
   if (!ok) {
     ++failures;
@@ -66,7 +77,7 @@ void RunMatrix() {
     auto engine = Engine::Create(c, &sink);
     Shard& shard = (*engine)->shard(0);
     auto out = [&](const char* dst, uint16_t dport) -> int {
-      PacketSpec sp{.family = 4, .src = "198.18.0.2", .dst = dst, .proto = 17, .sport = 40000, .dport = dport};
+      PacketSpec sp = Spec(4, "198.18.0.2", dst, 17, 40000, dport);
       sp.payload = {1, 2, 3};
       Bytes p = Build(sp);
       if (shard.ProcessOne(p.data(), uint32_t(p.size()), 0).action != Action::kForward) return -1;
@@ -74,8 +85,7 @@ void RunMatrix() {
       return testing::Be16(p, 20);
     };
     auto in = [&](const char* src, uint16_t sport, int ext) -> bool {
-      PacketSpec sp{.family = 4, .src = src, .dst = "198.19.0.100", .proto = 17, .sport = sport,
-                    .dport = uint16_t(ext)};
+      PacketSpec sp = Spec(4, src, "198.19.0.100", 17, sport, uint16_t(ext));
       Bytes p = Build(sp);
       bool fwd = shard.ProcessOne(p.data(), uint32_t(p.size()), 0).action == Action::kForward;
       if (fwd) {
@@ -116,10 +126,10 @@ void RunStatus() {
   NullEventSink sink;
   auto engine = Engine::Create(c, &sink);
   std::vector<Bytes> pkts = {
-      Build({.family = 4, .src = "198.18.0.2", .dst = "198.19.0.2", .proto = 6, .sport = 41000, .dport = 80}),
-      Build({.family = 4, .src = "198.18.0.2", .dst = "198.19.0.2", .proto = 1, .sport = 7, .icmp_type = 8}),
-      Build({.family = 6, .src = "fd00:18::2", .dst = "2001:db8:19::2", .proto = 17, .sport = 5353, .dport = 53}),
-      Build({.family = 4, .src = "198.18.0.2", .dst = "192.0.2.2", .proto = 17, .sport = 1, .dport = 1}),
+      Build(Spec(4, "198.18.0.2", "198.19.0.2", 6, 41000, 80)),
+      Build(Spec(4, "198.18.0.2", "198.19.0.2", 1, 7, 0)),
+      Build(Spec(6, "fd00:18::2", "2001:db8:19::2", 17, 5353, 53)),
+      Build(Spec(4, "198.18.0.2", "192.0.2.2", 17, 1, 1)),
   };
   for (Bytes& p : pkts) {
     uint32_t s = (*engine)->ShardOf(p.data(), p.size());

@@ -177,9 +177,10 @@ bool OracleChecksumsValid(const Bytes& p, bool check_quoted_ip) {
   } else {
     uint8_t next = p[6];
     l4 = 40;
-    while (next == 0 || next == 43 || next == 60) {
+    while (next == 0 || next == 43 || next == 60 || next == 44) {
+      const size_t len = next == 44 ? 8 : (p[l4 + 1] + 1) * 8;  // a Fragment header is always 8 bytes
       next = p[l4];
-      l4 += (p[l4 + 1] + 1) * 8;
+      l4 += len;
     }
     proto = next;
     end = 40 + Be16(p, 4);
