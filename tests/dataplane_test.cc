@@ -20,13 +20,7 @@ using testing::Bytes;
 using testing::PacketSpec;
 
 PacketSpec Udp(int family, const std::string& src, const std::string& dst, uint16_t sport, uint16_t dport) {
-  PacketSpec sp;
-  sp.family = family;
-  sp.src = src;
-  sp.dst = dst;
-  sp.proto = 17;
-  sp.sport = sport;
-  sp.dport = dport;
+  PacketSpec sp = testing::MakeSpec(family, src, dst, 17, sport, dport);
   sp.payload = {'h', 'i'};
   return sp;
 }

@@ -16,20 +16,10 @@ namespace {
 
 using testing::Build;
 using testing::Bytes;
+using testing::MakeSpec;
 using testing::PacketSpec;
 
 int failures = 0;
-
-PacketSpec Spec(int family, const char* src, const char* dst, uint8_t proto, uint16_t sport, uint16_t dport) {
-  PacketSpec sp;
-  sp.family = family;
-  sp.src = src;
-  sp.dst = dst;
-  sp.proto = proto;
-  sp.sport = sport;
-  sp.dport = dport;
-  return sp;
-}
 
 void Check(bool ok, const std::string& what) {
   if (!ok) {
@@ -77,7 +67,7 @@ void RunMatrix() {
     auto engine = Engine::Create(c, &sink);
     Shard& shard = (*engine)->shard(0);
     auto out = [&](const char* dst, uint16_t dport) -> int {
-      PacketSpec sp = Spec(4, "198.18.0.2", dst, 17, 40000, dport);
+      PacketSpec sp = MakeSpec(4, "198.18.0.2", dst, 17, 40000, dport);
       sp.payload = {1, 2, 3};
       Bytes p = Build(sp);
       if (shard.ProcessOne(p.data(), uint32_t(p.size()), 0).action != Action::kForward) return -1;
@@ -85,7 +75,7 @@ void RunMatrix() {
       return testing::Be16(p, 20);
     };
     auto in = [&](const char* src, uint16_t sport, int ext) -> bool {
-      PacketSpec sp = Spec(4, src, "198.19.0.100", 17, sport, uint16_t(ext));
+      PacketSpec sp = MakeSpec(4, src, "198.19.0.100", 17, sport, uint16_t(ext));
       Bytes p = Build(sp);
       bool fwd = shard.ProcessOne(p.data(), uint32_t(p.size()), 0).action == Action::kForward;
       if (fwd) {
@@ -126,10 +116,10 @@ void RunStatus() {
   NullEventSink sink;
   auto engine = Engine::Create(c, &sink);
   std::vector<Bytes> pkts = {
-      Build(Spec(4, "198.18.0.2", "198.19.0.2", 6, 41000, 80)),
-      Build(Spec(4, "198.18.0.2", "198.19.0.2", 1, 7, 0)),
-      Build(Spec(6, "fd00:18::2", "2001:db8:19::2", 17, 5353, 53)),
-      Build(Spec(4, "198.18.0.2", "192.0.2.2", 17, 1, 1)),
+      Build(MakeSpec(4, "198.18.0.2", "198.19.0.2", 6, 41000, 80)),
+      Build(MakeSpec(4, "198.18.0.2", "198.19.0.2", 1, 7, 0)),
+      Build(MakeSpec(6, "fd00:18::2", "2001:db8:19::2", 17, 5353, 53)),
+      Build(MakeSpec(4, "198.18.0.2", "192.0.2.2", 17, 1, 1)),
   };
   for (Bytes& p : pkts) {
     uint32_t s = (*engine)->ShardOf(p.data(), p.size());

@@ -143,6 +143,19 @@ Bytes Build(const PacketSpec& sp) {
   return pkt;
 }
 
+PacketSpec MakeSpec(int family, const std::string& src, const std::string& dst, uint8_t proto, uint16_t sport,
+                    uint16_t dport) {
+  PacketSpec sp;
+  sp.family = family;
+  sp.src = src;
+  sp.dst = dst;
+  sp.proto = proto;
+  sp.sport = sport;
+  sp.dport = dport;
+  if (proto == 58) sp.icmp_type = 128;
+  return sp;
+}
+
 Bytes BuildIcmpError(int family, const std::string& src, const std::string& dst, uint8_t type, uint8_t code,
                      const Bytes& quoted, size_t quote_len, uint32_t extra) {
   PacketSpec sp;

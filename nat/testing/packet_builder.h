@@ -34,6 +34,10 @@ struct PacketSpec {
 
 Bytes Build(const PacketSpec& spec);
 
+// The common case: one packet between two endpoints (sport is the echo id).
+PacketSpec MakeSpec(int family, const std::string& src, const std::string& dst, uint8_t proto, uint16_t sport,
+                    uint16_t dport);
+
 // An ICMP/ICMPv6 error from `src` to `dst` quoting the first `quote_len`
 // bytes of `quoted` (all of it when quote_len is 0).
 Bytes BuildIcmpError(int family, const std::string& src, const std::string& dst, uint8_t type, uint8_t code,
