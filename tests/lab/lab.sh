@@ -30,14 +30,16 @@ far() { ip netns exec "$FAR" "$@"; }
 
 lab_log() { echo "lab: $*" >&2; }
 
+# Every step may fail (a half-built lab, natd already gone): under set -e the
+# teardown must still run to the end, so nothing here may stop it.
 lab_down() {
-  lab_stop_natd
+  lab_stop_natd || true
+  local ns pids
   for ns in "$LAN" "$RTR" "$WAN" "$FAR"; do
     # Kill anything a test left running in the namespace.
-    local pids
-    pids=$(ip netns pids "$ns" 2>/dev/null)
-    [ -n "$pids" ] && kill $pids 2>/dev/null
-    ip netns del "$ns" 2>/dev/null
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    if [ -n "$pids" ]; then kill $pids 2>/dev/null || true; fi
+    ip netns del "$ns" 2>/dev/null || true
   done
   return 0
 }
@@ -69,6 +71,12 @@ lab_up() {
   rtr sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
     net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
     net.ipv4.conf.rtr-lan.rp_filter=0 net.ipv4.conf.rtr-wan.rp_filter=0
+  # The router's own ICMP errors about translated packets (Time Exceeded when
+  # a TTL runs out on the way from natd0 to rtr-wan) go to the global address,
+  # so into natd, which writes them back translated, still from the router's
+  # address (198.18.0.1): IPv4 drops a packet arriving with a local source as
+  # a martian unless accept_local is on (all OR the device's).
+  rtr sysctl -qw net.ipv4.conf.all.accept_local=1 net.ipv4.conf.default.accept_local=1
   ip -n "$RTR" route add 198.51.100.0/24 via 198.19.0.2
   ip -n "$RTR" -6 route add 2001:db8:51::/64 via 2001:db8:19::2
   # Policy routing into natd's TUN, failing closed while natd0 is absent.
@@ -106,14 +114,22 @@ lab_start_natd() {
   ip netns exec "$RTR" "$bin" --device=natd0 --global4=198.19.0.100 --global6=2001:db8:19::100 \
     --log_file="$LAB_DIR/natd.log" "$@" >"$LAB_DIR/natd.out" 2>"$LAB_DIR/natd.err" &
   NATD_PID=$!
-  local i
-  for i in $(seq 100); do
+  # Usually ready in ~0.2 s; creating the TUN takes the kernel's global RTNL
+  # lock, which other labs' namespace teardowns can hold for seconds.
+  local i limit=${LAB_START_TIMEOUT:-20}
+  for i in $(seq $((limit * 20))); do
     if grep -q "natd: ready" "$LAB_DIR/natd.out" 2>/dev/null; then break; fi
     if ! kill -0 "$NATD_PID" 2>/dev/null; then
       lab_log "natd exited at start:"; cat "$LAB_DIR/natd.err" >&2; NATD_PID=; return 1
     fi
     sleep 0.05
   done
+  if ! grep -q "natd: ready" "$LAB_DIR/natd.out" 2>/dev/null; then
+    lab_log "natd not ready after ${limit}s; its threads wait in:" \
+      "$(for t in /proc/"$NATD_PID"/task/*; do printf '%s ' "$(cat "$t/wchan" 2>/dev/null)"; done)"
+    lab_stop_natd || true
+    return 1
+  fi
   ip -n "$RTR" route replace default dev natd0 table 100
   ip -n "$RTR" -6 route replace default dev natd0 table 100
   ip -n "$RTR" route replace 198.19.0.100/32 dev natd0
@@ -121,13 +137,24 @@ lab_start_natd() {
 }
 
 # SIGTERM, wait, and return natd's exit status (0 when it stopped cleanly).
+# A natd that does not exit within LAB_STOP_TIMEOUT seconds (default 30) is
+# killed (SIGKILL) and the status is 137, so a hung natd cannot hang a test.
 lab_stop_natd() {
   [ -n "$NATD_PID" ] || return 0
-  local pid=$NATD_PID rc
+  local pid=$NATD_PID rc=0 state=
+  local deadline=$((SECONDS + ${LAB_STOP_TIMEOUT:-30}))
   NATD_PID=
-  kill -TERM "$pid" 2>/dev/null
-  wait "$pid"
-  rc=$?
+  kill -TERM "$pid" 2>/dev/null || true
+  # natd is our child: it stays a zombie (state Z) until the wait below.
+  while read -r _ _ state _ 2>/dev/null <"/proc/$pid/stat" && [ "$state" != Z ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      lab_log "natd (pid $pid) did not exit within ${LAB_STOP_TIMEOUT:-30}s of SIGTERM: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.05
+  done
+  wait "$pid" || rc=$?
   return $rc
 }
 
@@ -135,7 +162,9 @@ lab_stop_natd() {
 lab_status() {
   local before i
   before=$(grep -c "^natd status" "$LAB_DIR/natd.out" || true)
-  lan ping -c1 -W1 192.0.2.2 >/dev/null 2>&1 || true  # natd answers on stdout, not with a reply
+  # Any packet to 192.0.2.2 will do; natd answers on stdout, not with a reply,
+  # so send one datagram rather than wait for an echo reply that never comes.
+  lan bash -c 'echo status >/dev/udp/192.0.2.2/9' 2>/dev/null || true
   for i in $(seq 40); do
     [ "$(grep -c "^natd status" "$LAB_DIR/natd.out" || true)" -gt "$before" ] && break
     sleep 0.05
