@@ -125,7 +125,7 @@ class MappingTable {
     uint16_t inside_port = 0;
     uint16_t external_port = 0;
     uint16_t remote_port_key = 0;
-    uint16_t ip_delta = 0;  // checksum delta of inside addr -> global (IPv4 header)
+    uint16_t ip_delta = 0;  // checksum delta of inside addr -> global (IPv4 header, pseudo-header)
     uint16_t l4_delta = 0;  // delta of the L4 checksum for address and port
     uint32_t sessions = 0;
     uint32_t next_free = kNil;

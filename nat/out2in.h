@@ -25,7 +25,8 @@
 namespace natd {
 
 template <typename Addr>
-DropReason TranslateInbound(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, int64_t now) {
+DropReason TranslateInbound(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode,
+                            int64_t now) {
   const Addr remote = Addr::Load(d + v.src_addr_offset());
   auto r = table.Inbound(v.dst_port, remote, v.remote_port_of(v.src_port), v.tcp_flags, v.len, now);
   if (r.drop != DropReason::kNone) return r.drop;
@@ -34,25 +35,26 @@ DropReason TranslateInbound(MappingTable<Addr>& table, uint8_t* d, const PacketV
   if (v.family == 4) ApplyDeltaAt(d + 10, NegateDelta(m.ip_delta));
   uint8_t* l4 = d + v.l4;
   const uint16_t delta = NegateDelta(m.l4_delta);
+  const uint16_t pseudo = NegateDelta(m.ip_delta);
   switch (v.kind) {
     case L4Kind::kTcp:
       StoreBe16(l4 + 2, m.inside_port);
-      ApplyDeltaAt(l4 + kTcpChecksumOffset, delta);
+      UpdateL4Checksum(l4 + kTcpChecksumOffset, mode, false, delta, pseudo);
       break;
     case L4Kind::kUdp:
       StoreBe16(l4 + 2, m.inside_port);
-      ApplyDeltaUdpAt(l4 + kUdpChecksumOffset, delta);
+      UpdateL4Checksum(l4 + kUdpChecksumOffset, mode, true, delta, pseudo);
       break;
-    default:  // echo
+    default:  // echo; ICMPv4 has no pseudo-header
       StoreBe16(l4 + kEchoIdOffset, m.inside_port);
-      ApplyDeltaAt(l4 + kIcmpChecksumOffset, delta);
+      UpdateL4Checksum(l4 + kIcmpChecksumOffset, mode, false, delta, v.family == 4 ? 0 : pseudo);
       break;
   }
   return DropReason::kNone;
 }
 
 template <typename Addr>
-DropReason TranslateInboundError(MappingTable<Addr>& table, uint8_t* d, const PacketView& v) {
+DropReason TranslateInboundError(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode) {
   const QuotedView& q = v.quote;
   const uint16_t qsrc_off = q.l3 + v.src_addr_offset();
   const uint16_t qdst_off = q.l3 + v.dst_addr_offset();
@@ -93,7 +95,9 @@ DropReason TranslateInboundError(MappingTable<Addr>& table, uint8_t* d, const Pa
       icmp_delta = AddDelta(icmp_delta, UpdateChecksum(ql4 + kIcmpChecksumOffset, l4_delta));
       break;
   }
-  ApplyDeltaAt(d + v.l4 + kIcmpChecksumOffset, icmp_delta);
+  // Offloaded: the device sums the ICMP message itself; only the ICMPv6
+  // pseudo-header (the outer destination) is the field's to change.
+  UpdateL4Checksum(d + v.l4 + kIcmpChecksumOffset, mode, false, icmp_delta, v.family == 4 ? 0 : addr_delta);
   return DropReason::kNone;
 }
 

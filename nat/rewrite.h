@@ -33,6 +33,24 @@ inline uint16_t UpdateUdpChecksum(uint8_t* p, uint16_t delta) {
   return Delta16(old, LoadRaw16(p));
 }
 
+// Updates an L4 checksum field for a rewrite whose whole change sums to
+// `full_delta`, of which `pseudo_delta` is the pseudo-header's part (the
+// addresses). With checksum offload (a TUN's VIRTIO_NET_HDR_F_NEEDS_CSUM, the
+// kernel's CHECKSUM_PARTIAL) the field holds the folded pseudo-header sum,
+// not complemented, and the device sums the L4 bytes later: then only the
+// pseudo-header part is added, as a plain ones' complement sum.
+enum class ChecksumMode : uint8_t { kFull, kPartial };
+
+inline void UpdateL4Checksum(uint8_t* p, ChecksumMode mode, bool udp, uint16_t full_delta, uint16_t pseudo_delta) {
+  if (mode == ChecksumMode::kPartial) {
+    StoreRaw16(p, AddDelta(LoadRaw16(p), pseudo_delta));
+  } else if (udp) {
+    ApplyDeltaUdpAt(p, full_delta);
+  } else {
+    ApplyDeltaAt(p, full_delta);
+  }
+}
+
 // Where a packet's L4 checksum sits, relative to the L4 header.
 inline constexpr uint16_t kTcpChecksumOffset = 16;
 inline constexpr uint16_t kUdpChecksumOffset = 6;

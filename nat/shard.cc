@@ -120,7 +120,8 @@ Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, E
 namespace {
 
 template <typename Addr>
-DropReason Translate(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v, int64_t now, Counters* counters) {
+DropReason Translate(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode, int64_t now,
+                     Counters* counters) {
   if (tables == nullptr) return DropReason::kNoGlobalAddress;
   if (v.fragment) return DropReason::kFragment;
   const Addr& global = tables->tcp.global();
@@ -128,26 +129,27 @@ DropReason Translate(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v
   if (from_global) return DropReason::kSourceIsGlobal;
   if (Addr::Load(d + v.dst_addr_offset()) == global) {
     if (v.kind == L4Kind::kError) {
-      DropReason r = TranslateInboundError(tables->For(v.quote.kind), d, v);
+      DropReason r = TranslateInboundError(tables->For(v.quote.kind), d, v, mode);
       if (r == DropReason::kNone) {
         counters->icmp_errors_in.Add();
         counters->packets_in.Add();
       }
       return r;
     }
-    DropReason r = TranslateInbound(tables->For(v.kind), d, v, now);
+    DropReason r = TranslateInbound(tables->For(v.kind), d, v, mode, now);
     if (r == DropReason::kNone) counters->packets_in.Add();
     return r;
   }
   if (v.kind == L4Kind::kError) return DropReason::kOutboundIcmpError;
-  DropReason r = TranslateOutbound(tables->For(v.kind), d, v, now);
+  DropReason r = TranslateOutbound(tables->For(v.kind), d, v, mode, now);
   if (r == DropReason::kNone) counters->packets_out.Add();
   return r;
 }
 
 }  // namespace
 
-Verdict Shard::ProcessOne(uint8_t* d, uint32_t len, int64_t now) {
+Verdict Shard::ProcessOne(uint8_t* d, uint32_t len, int64_t now, bool partial_checksum) {
+  const ChecksumMode mode = partial_checksum ? ChecksumMode::kPartial : ChecksumMode::kFull;
   if (len >= 20 && (d[0] >> 4) == 4 && std::memcmp(d + 16, kStatusAddress, 4) == 0) {
     counters_.status_requests.Add();
     return {Action::kStatus, DropReason::kNone};
@@ -156,9 +158,10 @@ Verdict Shard::ProcessOne(uint8_t* d, uint32_t len, int64_t now) {
   DropReason r = LinkLocalOrMulticast(d, len) ? DropReason::kLinkLocalOrMulticast : ParsePacket(d, len, &v);
   if (r == DropReason::kNone) {
 #ifdef NATD_VERIFY_CHECKSUMS
-    const bool valid_before = !v.fragment && ChecksumsValid(d, v);
+    const bool valid_before = !v.fragment && !partial_checksum && ChecksumsValid(d, v);
 #endif
-    r = v.family == 4 ? Translate(v4_.get(), d, v, now, &counters_) : Translate(v6_.get(), d, v, now, &counters_);
+    r = v.family == 4 ? Translate(v4_.get(), d, v, mode, now, &counters_)
+                      : Translate(v6_.get(), d, v, mode, now, &counters_);
 #ifdef NATD_VERIFY_CHECKSUMS
     if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
       std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
@@ -177,7 +180,7 @@ Verdict Shard::ProcessOne(uint8_t* d, uint32_t len, int64_t now) {
 void Shard::Process(std::span<const PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms) {
   const size_t n = std::min(packets.size(), verdicts.size());
   for (size_t i = 0; i < n; ++i) {
-    verdicts[i] = ProcessOne(packets[i].data, packets[i].len, now_ms);
+    verdicts[i] = ProcessOne(packets[i].data, packets[i].len, now_ms, packets[i].partial_checksum);
   }
 }
 

@@ -32,6 +32,9 @@ inline constexpr uint8_t kStatusAddress[4] = {192, 0, 2, 2};
 struct PacketRef {
   uint8_t* data = nullptr;
   uint32_t len = 0;
+  // The L4 checksum field holds only the pseudo-header sum, to be completed
+  // by the device (TUN offload, VIRTIO_NET_HDR_F_NEEDS_CSUM).
+  bool partial_checksum = false;
 };
 
 enum class Action : uint8_t { kForward, kDrop, kStatus };
@@ -59,7 +62,7 @@ class Shard {
 
   // Translates packets in place; verdicts[i] tells what to do with packets[i].
   void Process(std::span<const PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms);
-  Verdict ProcessOne(uint8_t* data, uint32_t len, int64_t now_ms);
+  Verdict ProcessOne(uint8_t* data, uint32_t len, int64_t now_ms, bool partial_checksum = false);
 
   // Expires what is due at now_ms; returns sessions removed.
   size_t Expire(int64_t now_ms);

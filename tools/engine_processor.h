@@ -26,7 +26,9 @@ class EngineProcessor final : public tun::PacketProcessor {
   void Process(uint32_t w, std::span<tun::PacketBuf> pkts, std::span<tun::Disposition> out, int64_t now) override {
     PerWorker& pw = per_worker_[w];
     const size_t n = pkts.size();
-    for (size_t i = 0; i < n; ++i) pw.refs[i] = PacketRef{pkts[i].data, pkts[i].len};
+    for (size_t i = 0; i < n; ++i) {
+      pw.refs[i] = PacketRef{pkts[i].data, pkts[i].len, (pkts[i].flags & tun::kPartialChecksum) != 0};
+    }
     engine_->shard(w).Process(std::span(pw.refs.data(), n), std::span(pw.verdicts.data(), n), now);
     for (size_t i = 0; i < n; ++i) {
       switch (pw.verdicts[i].action) {

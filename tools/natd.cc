@@ -47,7 +47,12 @@ ABSL_FLAG(absl::Duration, icmp_timeout, absl::Seconds(60), "idle timeout of ICMP
 ABSL_FLAG(bool, udp_inbound_refresh, false, "inbound UDP refreshes a mapping too");
 ABSL_FLAG(uint32_t, max_sessions, 1 << 18, "sessions per protocol and address family, over all workers");
 ABSL_FLAG(uint32_t, mtu, 1500, "MTU of the TUN device");
-ABSL_FLAG(uint32_t, pool_buffers, 8192, "packet buffers, allocated at start");
+ABSL_FLAG(bool, offload, true,
+          "TUN offloads (IFF_VNET_HDR: checksum, TCP and UDP segmentation) where the kernel supports them: "
+          "64 KB super-packets cross natd whole");
+ABSL_FLAG(uint32_t, pool_buffers, 2048,
+          "packet buffers, allocated at start (each holds the largest packet the TUN can hand over: "
+          "64 KB with offloads, the MTU without)");
 ABSL_FLAG(uint32_t, queue_depth, 4096, "packets each worker queue and the writer queue may hold");
 ABSL_FLAG(uint32_t, batch, 64, "packets read, translated and written per batch");
 ABSL_FLAG(std::string, log_file, "-", "log file ('-' for stderr)");
@@ -117,7 +122,7 @@ EngineConfig ConfigFromFlags() {
   return c;
 }
 
-tun::PipelineOptions PipelineFromFlags(uint32_t mtu) {
+tun::PipelineOptions PipelineFromFlags(uint32_t max_packet) {
   tun::PipelineOptions o;
   o.pool_buffers = absl::GetFlag(FLAGS_pool_buffers);
   o.queue_depth = absl::GetFlag(FLAGS_queue_depth);
@@ -125,8 +130,8 @@ tun::PipelineOptions PipelineFromFlags(uint32_t mtu) {
   if (o.pool_buffers < 64 || o.pool_buffers > (1u << 22)) Fail("--pool_buffers: must be 64..4194304");
   if (o.queue_depth < 16 || o.queue_depth > (1u << 22)) Fail("--queue_depth: must be 16..4194304");
   if (o.batch < 1 || o.batch > 1024) Fail("--batch: must be 1..1024");
-  // Room for a whole packet of the device's MTU, rounded up to a cache line.
-  o.buffer_size = (mtu + 63) / 64 * 64;
+  // Room for the largest packet the device hands over, rounded up to a cache line.
+  o.buffer_size = (max_packet + 63) / 64 * 64;
   return o;
 }
 
@@ -139,7 +144,6 @@ int Main(int argc, char** argv) {
   const EngineConfig config = ConfigFromFlags();
   const uint32_t mtu = absl::GetFlag(FLAGS_mtu);
   if (mtu < 1280 || mtu > 65535) Fail("--mtu: must be 1280..65535");
-  const tun::PipelineOptions popt_base = PipelineFromFlags(mtu);
   const uint32_t queues = absl::GetFlag(FLAGS_queues);
   if (queues < 1 || queues > 64) Fail("--queues: must be 1..64");
 
@@ -160,11 +164,16 @@ int Main(int argc, char** argv) {
   EventLog events(log, absl::GetFlag(FLAGS_log_invalid_per_second));
   auto engine = Engine::Create(config, &events);
   if (!engine.ok()) Fail(std::string(engine.status().message()));
-  auto device = tun::TunDevice::Open(absl::GetFlag(FLAGS_device), queues, mtu);
+  tun::TunOptions topt;
+  topt.name = absl::GetFlag(FLAGS_device);
+  topt.queues = queues;
+  topt.mtu = mtu;
+  topt.offload = absl::GetFlag(FLAGS_offload);
+  auto device = tun::TunDevice::Open(topt);
   if (!device.ok()) Fail(absl::StrCat("--device: ", std::string(device.status().message())));
 
-  EngineProcessor processor(engine->get(), popt_base.batch);
-  tun::PipelineOptions popt = popt_base;
+  tun::PipelineOptions popt = PipelineFromFlags((*device)->max_packet());
+  EngineProcessor processor(engine->get(), popt.batch);
   popt.on_status = [](const std::string& text) {
     std::fputs(("natd status\n" + text).c_str(), stdout);
     std::fflush(stdout);
@@ -172,7 +181,7 @@ int Main(int argc, char** argv) {
   tun::Pipeline pipeline(popt, (*device)->queues(), &(*device)->queue(0), &processor);
   pipeline.Start();
   events.Line(absl::StrCat("natd: running on ", (*device)->name(), " with ", queues, " queue(s), ", config.shards,
-                           " worker(s); ports ", config.ports.description(), "; tcp ", std::string(config.tcp.name),
+                           " worker(s); offloads ", (*device)->offloads(), "; ports ", config.ports.description(), "; tcp ", std::string(config.tcp.name),
                            ", udp ", std::string(config.udp.name), ", icmp ", std::string(config.icmp.name), "\n"));
   std::fprintf(stdout, "natd: ready\n");
   std::fflush(stdout);

@@ -7,7 +7,7 @@ namespace natd::tun {
 BufferPool::BufferPool(uint32_t count, uint32_t buffer_size)
     : count_(count),
       buffer_size_(buffer_size),
-      storage_(new uint8_t[size_t(count) * buffer_size]),
+      storage_(new uint8_t[size_t(count) * (kHeadroom + buffer_size)]),
       // Room for every buffer in the initial blocks, for up to 64 explicit producers.
       free_(size_t(count) * 2, 64, 16) {
   std::vector<uint32_t> ids(count);
@@ -22,7 +22,7 @@ size_t BufferPool::Acquire(moodycamel::ConsumerToken& token, PacketBuf* out, siz
     size_t want = n - total < 256 ? n - total : 256;
     size_t got = free_.try_dequeue_bulk(token, ids, want);
     for (size_t i = 0; i < got; ++i) {
-      out[total + i] = PacketBuf{storage_.get() + size_t(ids[i]) * buffer_size_, 0, ids[i]};
+      out[total + i] = PacketBuf{storage_.get() + size_t(ids[i]) * (kHeadroom + buffer_size_) + kHeadroom, 0, ids[i], 0};
     }
     total += got;
     if (got < want) break;

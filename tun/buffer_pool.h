@@ -1,4 +1,5 @@
-// BufferPool: every packet buffer natd will ever use, allocated at start.
+// BufferPool: every packet buffer natd will ever use, allocated at start
+// (each with kHeadroom bytes in front of it for a device header).
 // Buffers travel between threads by index (PacketBuf), and come back through
 // a lock-free free list, so nothing is allocated per packet. The pool is the
 // bound on everything in flight: queues can never hold more packets than the

@@ -6,10 +6,10 @@
 
 namespace natd::tun {
 
-void FakeIo::Inject(Bytes packet) {
+void FakeIo::Inject(Bytes packet, uint8_t flags) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    input_.push_back(std::move(packet));
+    input_.emplace_back(std::move(packet), flags);
   }
   cv_.notify_all();
 }
@@ -42,11 +42,12 @@ size_t FakeIo::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const std
   }
   size_t n = 0;
   while (n < bufs.size() && !input_.empty()) {
-    Bytes& p = input_.front();
+    Bytes& p = input_.front().first;
     // Like a TUN read into a short buffer: the excess is cut off.
     uint32_t len = p.size() < capacity ? uint32_t(p.size()) : capacity;
     std::memcpy(bufs[n].data, p.data(), len);
     bufs[n].len = len;
+    bufs[n].flags = input_.front().second;
     input_.pop_front();
     ++n;
   }

@@ -16,7 +16,7 @@ class FakeIo final : public PacketIo {
  public:
   using Bytes = std::vector<uint8_t>;
 
-  void Inject(Bytes packet);
+  void Inject(Bytes packet, uint8_t flags = 0);
   std::vector<Bytes> TakeWritten();
   size_t written_count() const;
   size_t pending() const;
@@ -29,7 +29,7 @@ class FakeIo final : public PacketIo {
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Bytes> input_;
+  std::deque<std::pair<Bytes, uint8_t>> input_;
   std::vector<Bytes> written_;
   bool fail_writes_ = false;
 };

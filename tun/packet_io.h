@@ -12,12 +12,21 @@
 
 namespace natd::tun {
 
-// A packet in a pooled buffer: `data` holds `capacity` bytes, of which the
-// first `len` are the packet. `id` names the buffer in its pool.
+// Every pooled buffer has this much room before `data`, where a device keeps
+// its per-packet header (a TUN's virtio_net_hdr) so it is never copied.
+inline constexpr uint32_t kHeadroom = 16;
+
+// PacketBuf::flags
+inline constexpr uint8_t kPartialChecksum = 0x01;  // L4 checksum left to the device
+
+// A packet in a pooled buffer: `data` holds `capacity` bytes (after
+// kHeadroom bytes of headroom), of which the first `len` are the IP packet.
+// `id` names the buffer in its pool.
 struct PacketBuf {
   uint8_t* data = nullptr;
   uint32_t len = 0;
   uint32_t id = 0;
+  uint8_t flags = 0;
 };
 
 struct IoCounters {

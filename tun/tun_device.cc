@@ -11,11 +11,33 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 
+// Linux 6.2 added UDP segmentation offload for TUN; Debian 12's headers predate it.
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+
 namespace natd::tun {
 namespace {
+
+// struct virtio_net_hdr of linux/virtio_net.h (which C++ cannot include: a
+// struct there has a member named `class`). Little-endian, as TUN's default.
+struct VnetHdr {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len;
+  uint16_t gso_size;
+  uint16_t csum_start;
+  uint16_t csum_offset;
+};
+constexpr uint8_t kVnetNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+constexpr uint32_t kVnetHdrLen = sizeof(VnetHdr);
+static_assert(kVnetHdrLen == 10);
+static_assert(kVnetHdrLen <= kHeadroom, "the virtio_net_hdr lives in the buffer's headroom");
 
 absl::Status Errno(const std::string& what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", strerror(errno)));
@@ -27,11 +49,22 @@ TunQueue::~TunQueue() { close(fd_); }
 
 size_t TunQueue::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop) {
   size_t n = 0;
+  const uint32_t hdr = vnet_hdr_ ? kVnetHdrLen : 0;
   while (n < bufs.size()) {
-    ssize_t r = read(fd_, bufs[n].data, capacity);
-    if (r > 0) {
-      bufs[n].len = uint32_t(r);
+    ssize_t r = read(fd_, bufs[n].data - hdr, capacity + hdr);
+    if (r > ssize_t(hdr)) {
+      bufs[n].len = uint32_t(r) - hdr;
+      bufs[n].flags = 0;
+      if (vnet_hdr_) {
+        VnetHdr h;
+        std::memcpy(&h, bufs[n].data - hdr, sizeof h);
+        if (h.flags & kVnetNeedsCsum) bufs[n].flags |= kPartialChecksum;
+      }
       ++n;
+      continue;
+    }
+    if (r >= 0 && r <= ssize_t(hdr)) {  // nothing but a header: not a packet
+      counters_.read_errors.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     if (r < 0 && errno == EINTR) continue;
@@ -54,12 +87,13 @@ size_t TunQueue::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const s
 
 size_t TunQueue::WriteBatch(std::span<const PacketBuf> bufs) {
   size_t ok = 0;
+  const uint32_t hdr = vnet_hdr_ ? kVnetHdrLen : 0;
   for (const PacketBuf& b : bufs) {
     ssize_t w;
     do {
-      w = write(fd_, b.data, b.len);
+      w = write(fd_, b.data - hdr, b.len + hdr);
     } while (w < 0 && errno == EINTR);
-    if (w == ssize_t(b.len)) {
+    if (w == ssize_t(b.len + hdr)) {
       ++ok;
     } else {
       counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
@@ -68,18 +102,20 @@ size_t TunQueue::WriteBatch(std::span<const PacketBuf> bufs) {
   return ok;
 }
 
-absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const std::string& name, uint32_t queues, uint32_t mtu) {
+absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const TunOptions& o) {
+  const std::string& name = o.name;
   if (name.empty() || name.size() >= IFNAMSIZ) {
     return absl::InvalidArgumentError(absl::StrCat("device name '", name, "' must be 1..", IFNAMSIZ - 1, " chars"));
   }
-  if (queues < 1 || queues > 64) return absl::InvalidArgumentError("queues must be 1..64");
+  if (o.queues < 1 || o.queues > 64) return absl::InvalidArgumentError("queues must be 1..64");
   auto dev = std::unique_ptr<TunDevice>(new TunDevice());
   dev->name_ = name;
-  for (uint32_t q = 0; q < queues; ++q) {
+  dev->vnet_hdr_ = o.offload;
+  for (uint32_t q = 0; q < o.queues; ++q) {
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
     if (fd < 0) return Errno("open /dev/net/tun");
     ifreq ifr{};
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE;
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE | (o.offload ? IFF_VNET_HDR : 0);
     strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
       absl::Status s = Errno(absl::StrCat("TUNSETIFF ", name, " (queue ", q, ")"));
@@ -91,8 +127,27 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const std::string& na
       close(fd);
       return s;
     }
-    dev->queues_.push_back(std::make_unique<TunQueue>(fd));
+    dev->queues_.push_back(std::make_unique<TunQueue>(fd, o.offload));
   }
+  if (o.offload) {
+    // Ask for the most the kernel takes: UDP segmentation is newer (6.2).
+    struct Try {
+      unsigned flags;
+      const char* names;
+    };
+    const Try tries[] = {
+        {TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6, "csum tso4 tso6 uso4 uso6"},
+        {TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, "csum tso4 tso6"},
+        {TUN_F_CSUM, "csum"},
+    };
+    for (const Try& t : tries) {
+      if (ioctl(dev->queues_[0]->fd(), TUNSETOFFLOAD, t.flags) == 0) {
+        dev->offloads_ = t.names;
+        break;
+      }
+    }
+  }
+  dev->max_packet_ = dev->offloads_.find("tso") != std::string::npos ? kMaxOffloadPacket : o.mtu;
   // No IPv6 link-local address on the TUN, so the kernel sends no MLD reports
   // or router solicitations into natd (best effort: IPv6 may be disabled).
   if (FILE* f = fopen(absl::StrCat("/proc/sys/net/ipv6/conf/", name, "/addr_gen_mode").c_str(), "w")) {
@@ -103,9 +158,9 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const std::string& na
   if (sock < 0) return Errno("socket for interface ioctls");
   ifreq ifr{};
   strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
-  ifr.ifr_mtu = int(mtu);
+  ifr.ifr_mtu = int(o.mtu);
   if (ioctl(sock, SIOCSIFMTU, &ifr) < 0) {
-    absl::Status s = Errno(absl::StrCat("set MTU ", mtu, " on ", name));
+    absl::Status s = Errno(absl::StrCat("set MTU ", o.mtu, " on ", name));
     close(sock);
     return s;
   }
