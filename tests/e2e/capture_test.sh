@@ -53,8 +53,10 @@ grep -q "^0 packets dropped by kernel" "$LAB_DIR/tcpdump.log" || e2e_fail "tcpdu
 
 e2e_step "check the capture (scapy)"
 e2e_check "the checker itself catches leaks (synthetic packets)" "$PY" "$E2E_DIR/check_capture.py" --self-test
+# With TUN offloads on (natd's default) the download crosses as 64 KB
+# super-packets, so a few dozen TCP packets carry it.
 "$PY" "$E2E_DIR/check_capture.py" "$LAB_DIR/wan0.pcap" --router-mac "$router_mac" --expect \
-  out4.icmp=3 out4.tcp=100 out4.udp=3 out6.icmp=3 out6.tcp=100 out6.udp=3 err4=3 err6=3 ||
+  out4.icmp=3 out4.tcp=20 out4.udp=3 out6.icmp=3 out6.tcp=20 out6.udp=3 err4=3 err6=3 ||
   e2e_fail "the capture on wan0 shows inside addresses or untranslated packets (see above)"
 
 e2e_step "stop natd"
