@@ -9,6 +9,8 @@ PACKAGES=(
   libabsl-dev libconcurrentqueue-dev libgtest-dev libbenchmark-dev
   # the namespace lab: end-to-end tests and the demo (../shared/NETLAB.md)
   iproute2 iputils-ping traceroute curl socat iperf3 tcpdump python3 python3-scapy procps
+  # the lab benchmark: the kernel's NAT as baseline, and the plot
+  nftables python3-matplotlib
 )
 
 missing=()

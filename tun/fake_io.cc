@@ -45,6 +45,8 @@ size_t FakeIo::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const std
     Bytes& p = input_.front().first;
     // Like a TUN read into a short buffer: the excess is cut off.
     uint32_t len = p.size() < capacity ? uint32_t(p.size()) : capacity;
+    // Like a device with a per-packet header, use the headroom too.
+    std::memset(bufs[n].data - kHeadroom, 0xEE, kHeadroom);
     std::memcpy(bufs[n].data, p.data(), len);
     bufs[n].len = len;
     bufs[n].flags = input_.front().second;

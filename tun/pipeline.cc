@@ -83,14 +83,15 @@ void Pipeline::ReaderLoop(uint32_t r) {
   size_t stashed = 0;
   std::vector<std::vector<PacketBuf>> staged(workers);
   for (auto& s : staged) s.reserve(batch);
-  std::vector<uint8_t> scratch(pool_.buffer_size());
+  // Shaped like a pooled buffer (headroom first): a device may use it.
+  std::vector<uint8_t> scratch(kHeadroom + pool_.buffer_size());
 
   while (!stop_readers_.load(std::memory_order_relaxed)) {
     if (stashed < batch) stashed += pool_.Acquire(pool_in, stash.data() + stashed, batch - stashed);
     if (stashed == 0) {
       // No buffer anywhere: read into scratch and drop, so the device keeps moving.
-      PacketBuf tmp{scratch.data(), 0, 0};
-      if (io->ReadBatch(std::span(&tmp, 1), uint32_t(scratch.size()), stop_readers_) > 0) {
+      PacketBuf tmp{scratch.data() + kHeadroom, 0, 0, 0};
+      if (io->ReadBatch(std::span(&tmp, 1), pool_.buffer_size(), stop_readers_) > 0) {
         read_.fetch_add(1, std::memory_order_relaxed);
         Drop(PipelineDrop::kPoolEmpty);
       }

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The lab benchmark: natd beside the kernel's own NAT (nft masquerade), in the
+# same run on the same namespace lab (../shared/NETLAB.md).
+#
+# For each system: iperf3 TCP with 1 and with 4 streams, small-packet UDP
+# (64-byte datagrams from several iperf3 senders at once, since one sender
+# cannot saturate the kernel path), and ping RTT; for natd also its CPU time.
+# natd runs with 1 and 2 queues/workers, offloads on and off. Bounded: about
+# 20 s per system.
+#
+# Usage: bench/lab.sh NATD_BINARY [RESULTS_DIR]   (bazel run //bench:lab)
+# Writes RESULTS_DIR/{table.md,results.json,machine.txt,ratios.png}.
+set -uo pipefail
+export NATD_BIN=$(readlink -f "$1")
+here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+# Under `bazel run`, results go to the workspace's bench/results/.
+results_root=${BUILD_WORKSPACE_DIRECTORY:-$here/..}/bench/results
+out=${2:-$results_root/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+lab=$here/../tests/lab/lab.sh
+[ -f "$lab" ] || lab=$(dirname "$0")/../tests/lab/lab.sh
+source "$lab"
+
+DURATION=${DURATION:-4}
+UDP_SENDERS=${UDP_SENDERS:-3}
+RESULTS=$out/raw.jsonl
+: >"$RESULTS"
+
+lab_up
+# iperf3 servers: one for TCP, one per UDP sender.
+wan iperf3 -s -D -p 5201 >/dev/null 2>&1
+for i in $(seq "$UDP_SENDERS"); do wan iperf3 -s -D -p $((5210 + i)) >/dev/null 2>&1; done
+sleep 0.5
+
+kernel_nat_on() {
+  # The kernel's NAT instead of natd: no policy routing into the TUN;
+  # masquerade out of rtr-wan; invalid packets dropped (or they leak).
+  ip -n "$RTR" rule del iif rtr-lan lookup 100
+  ip -n "$RTR" -6 rule del iif rtr-lan lookup 100
+  rtr nft -f - <<'NFT'
+table inet bench_nat {
+  chain forward { type filter hook forward priority 0; ct state invalid drop; }
+  chain postrouting { type nat hook postrouting priority 100; oifname "rtr-wan" masquerade; }
+}
+NFT
+}
+
+kernel_nat_off() {
+  rtr nft delete table inet bench_nat
+  ip -n "$RTR" rule add iif rtr-lan lookup 100
+  ip -n "$RTR" -6 rule add iif rtr-lan lookup 100
+}
+
+natd_cpu_ticks() { awk '{print $14 + $15}' "/proc/$NATD_PID/stat" 2>/dev/null || echo 0; }
+
+tcp_gbps() {  # streams
+  lan iperf3 -c 198.19.0.2 -p 5201 -t "$DURATION" -P "$1" -J 2>/dev/null |
+    /usr/bin/python3 -c 'import json,sys
+try: print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9, 3))
+except Exception: print(0)'
+}
+
+udp_kpps() {
+  local i pids=()
+  for i in $(seq "$UDP_SENDERS"); do
+    lan iperf3 -c 198.19.0.2 -p $((5210 + i)) -u -b 0 -l 64 -t "$DURATION" -J >"$out/udp$i.json" 2>/dev/null &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  /usr/bin/python3 - "$out" "$UDP_SENDERS" <<'PY'
+import json, sys
+total = 0.0
+for i in range(1, int(sys.argv[2]) + 1):
+    try:
+        d = json.load(open(f"{sys.argv[1]}/udp{i}.json"))
+        s = d["end"]["sum"]
+        total += (s["packets"] - s["lost_packets"]) / s["seconds"]
+    except Exception:
+        pass
+print(round(total / 1000, 1))
+PY
+}
+
+ping_us() {
+  lan ping -c 200 -i 0.005 -q 198.19.0.2 2>/dev/null |
+    awk -F'/' '/rtt/ {printf "%.0f\n", $5 * 1000}'
+}
+
+measure() {  # name
+  local name=$1 t0 t1 tcp1 tcp4 udp rtt cpu=null
+  t0=$(natd_cpu_ticks)
+  tcp1=$(tcp_gbps 1)
+  tcp4=$(tcp_gbps 4)
+  udp=$(udp_kpps)
+  rtt=$(ping_us)
+  t1=$(natd_cpu_ticks)
+  if [ -n "$NATD_PID" ]; then
+    cpu=$(/usr/bin/python3 -c "print(round(($t1 - $t0) / $(getconf CLK_TCK) / (3 * $DURATION) * 100))")
+  fi
+  echo "{\"system\": \"$name\", \"tcp1_gbps\": ${tcp1:-0}, \"tcp4_gbps\": ${tcp4:-0}, \"udp_kpps\": ${udp:-0}, \"ping_us\": ${rtt:-0}, \"natd_cpu_pct\": $cpu}" |
+    tee -a "$RESULTS"
+}
+
+echo "== kernel nft masquerade" >&2
+kernel_nat_on
+measure "kernel nft masquerade"
+kernel_nat_off
+
+for cfg in "1 true" "2 true" "1 false" "2 false"; do
+  set -- $cfg
+  name="natd q$1/w$1 offload $([ "$2" = true ] && echo on || echo off)"
+  echo "== $name" >&2
+  lab_start_natd --queues="$1" --workers="$1" --offload="$2" --preset=port-restricted-cone || continue
+  measure "$name"
+  lab_stop_natd || echo "natd did not stop cleanly" >&2
+done
+
+{
+  echo "kernel: $(uname -r)"
+  echo "cpus: $(nproc)"
+  grep -m1 "model name" /proc/cpuinfo
+  free -h | sed -n 2p
+  echo "natd: $NATD_BIN"
+  echo "date: $(date -u +%FT%TZ)"
+  echo "duration per test: ${DURATION}s, UDP senders: $UDP_SENDERS"
+} >"$out/machine.txt"
+
+/usr/bin/python3 "$here/lab_report.py" "$RESULTS" "$out"
