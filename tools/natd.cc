@@ -122,7 +122,9 @@ EngineConfig ConfigFromFlags() {
   return c;
 }
 
-tun::PipelineOptions PipelineFromFlags(uint32_t max_packet) {
+// Validated before any device is opened; buffer_size is set once the device
+// says how large a packet it hands over.
+tun::PipelineOptions PipelineFromFlags() {
   tun::PipelineOptions o;
   o.pool_buffers = absl::GetFlag(FLAGS_pool_buffers);
   o.queue_depth = absl::GetFlag(FLAGS_queue_depth);
@@ -130,8 +132,6 @@ tun::PipelineOptions PipelineFromFlags(uint32_t max_packet) {
   if (o.pool_buffers < 64 || o.pool_buffers > (1u << 22)) Fail("--pool_buffers: must be 64..4194304");
   if (o.queue_depth < 16 || o.queue_depth > (1u << 22)) Fail("--queue_depth: must be 16..4194304");
   if (o.batch < 1 || o.batch > 1024) Fail("--batch: must be 1..1024");
-  // Room for the largest packet the device hands over, rounded up to a cache line.
-  o.buffer_size = (max_packet + 63) / 64 * 64;
   return o;
 }
 
@@ -146,6 +146,7 @@ int Main(int argc, char** argv) {
   if (mtu < 1280 || mtu > 65535) Fail("--mtu: must be 1280..65535");
   const uint32_t queues = absl::GetFlag(FLAGS_queues);
   if (queues < 1 || queues > 64) Fail("--queues: must be 1..64");
+  tun::PipelineOptions popt = PipelineFromFlags();
 
   FILE* log = stderr;
   const std::string log_path = absl::GetFlag(FLAGS_log_file);
@@ -172,7 +173,8 @@ int Main(int argc, char** argv) {
   auto device = tun::TunDevice::Open(topt);
   if (!device.ok()) Fail(absl::StrCat("--device: ", std::string(device.status().message())));
 
-  tun::PipelineOptions popt = PipelineFromFlags((*device)->max_packet());
+  // Room for the largest packet the device hands over, rounded up to a cache line.
+  popt.buffer_size = ((*device)->max_packet() + 63) / 64 * 64;
   EngineProcessor processor(engine->get(), popt.batch);
   popt.on_status = [](const std::string& text) {
     std::fputs(("natd status\n" + text).c_str(), stdout);
