@@ -102,6 +102,45 @@ struct EndpointKey {
   }
 };
 
+// The tables' hash. Keys hold attacker-chosen values (remote addresses and
+// ports), so it is keyed with a per-process random seed; it is a
+// multiply-xorshift mix of the key's words, several times cheaper than
+// absl::Hash's generic combine for these fixed shapes. flat_hash_map takes its
+// slot from the high bits and its control byte from the low 7 bits: both are
+// mixed.
+uint64_t RandomTableHashSeed();
+// Set once, during static initialization (no table exists before main()).
+inline const uint64_t kTableHashSeed = RandomTableHashSeed();
+
+inline uint64_t MixWords(uint64_t a, uint64_t b) {
+  uint64_t h = (a ^ kTableHashSeed) * 0x9e3779b97f4a7c15ull;
+  h ^= h >> 29;
+  h = (h ^ b) * 0xbf58476d1ce4e5b9ull;
+  return h ^ (h >> 32);
+}
+inline uint64_t Word(const Ip4& a) { return a.raw; }
+inline uint64_t Word(const Ip6& a) { return MixWords(a.hi, a.lo); }
+
+struct TableHash {
+  template <typename Addr>
+  size_t operator()(const InsideKey<Addr>& k) const {
+    return MixWords(Word(k.inside) ^ (Word(k.remote) << 32 | Word(k.remote) >> 32),
+                    uint64_t(k.inside_port) << 16 | k.remote_port);
+  }
+  template <typename Addr>
+  size_t operator()(const OutsideKey<Addr>& k) const {
+    return MixWords(Word(k.remote), uint64_t(k.external_port) << 16 | k.remote_port);
+  }
+  template <typename Addr>
+  size_t operator()(const AddrKey<Addr>& k) const {
+    return MixWords(Word(k.remote), k.external_port);
+  }
+  template <typename Addr>
+  size_t operator()(const EndpointKey<Addr>& k) const {
+    return MixWords(Word(k.inside), k.inside_port);
+  }
+};
+
 static_assert(sizeof(InsideKey<Ip4>) == 12, "IPv4 session key must stay compact");
 static_assert(sizeof(OutsideKey<Ip4>) == 8, "IPv4 outside key must stay compact");
 static_assert(sizeof(InsideKey<Ip6>) == 40, "IPv6 session key: 36 bytes + alignment");
@@ -547,11 +586,11 @@ class MappingTable {
   uint32_t free_mapping_ = kNil;
   ExpiryList lists_[2];
 
-  absl::flat_hash_map<InsideKey<Addr>, uint32_t> by_inside_;
-  absl::flat_hash_map<OutsideKey<Addr>, uint32_t> by_outside_;
-  absl::flat_hash_map<InsideKey<Addr>, uint32_t> by_key_;
-  absl::flat_hash_map<AddrKey<Addr>, AddrRef> by_addr_;
-  absl::flat_hash_map<EndpointKey<Addr>, EndpointRef> endpoints_;
+  absl::flat_hash_map<InsideKey<Addr>, uint32_t, TableHash> by_inside_;
+  absl::flat_hash_map<OutsideKey<Addr>, uint32_t, TableHash> by_outside_;
+  absl::flat_hash_map<InsideKey<Addr>, uint32_t, TableHash> by_key_;
+  absl::flat_hash_map<AddrKey<Addr>, AddrRef, TableHash> by_addr_;
+  absl::flat_hash_map<EndpointKey<Addr>, EndpointRef, TableHash> endpoints_;
   std::vector<uint32_t> port_owner_;
   uint32_t exclusive_used_ = 0;
 };
