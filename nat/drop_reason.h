@@ -29,7 +29,6 @@ namespace natd {
   X(kNoGlobalAddress, "no-global-address-for-family")                                 \
   X(kSourceIsGlobal, "source-is-global-address")                                      \
   X(kLinkLocalOrMulticast, "link-local-or-multicast")                                 \
-  X(kOutboundIcmpError, "outbound-icmp-error-unsupported")                            \
   /* policy: the tables refuse the packet */                                          \
   X(kNoMapping, "inbound-no-mapping")                                                 \
   X(kFiltered, "inbound-filtered")                                                    \

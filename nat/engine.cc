@@ -50,7 +50,9 @@ uint32_t Engine::ShardOf(const uint8_t* d, size_t len) const {
     const uint8_t owner = plan_.OwnerOf(port);
     return owner == PortPlan::kNoShard ? 0 : owner;
   }
-  if (v.kind == L4Kind::kError) return 0;  // outbound errors: not translated
+  // An inside host's ICMP error belongs to the inside endpoint it quotes as
+  // the destination of the packet it received.
+  if (v.kind == L4Kind::kError) return InsideShard(d + v.quote.l3 + v.dst_addr_offset(), alen, v.quote.dst_port);
   return InsideShard(d + v.src_addr_offset(), alen, v.src_port);
 }
 

@@ -8,7 +8,8 @@
 //   outbound (destination not a global address): the shard of the inside
 //     endpoint (source address, port or echo id) — the owner of the inside
 //     port when it is in the port set, so a preserved port is in the right
-//     slice; a hash of the endpoint otherwise;
+//     slice; a hash of the endpoint otherwise (an inside host's ICMP error:
+//     the endpoint its quote is addressed to);
 //   inbound (destination is a global address): the owner of the destination
 //     port, or for an ICMP error of the quoted source port;
 //   anything that will be dropped or is not port-based: a hash, or shard 0.

@@ -351,6 +351,38 @@ TEST(EngineSteering, InsideEndpointIsStable) {
   }
 }
 
+// An inside host's ICMP error about a packet natd delivered to it steers to
+// the shard of the endpoint it quotes, and leaves translated from there.
+TEST(EngineSteering, OutboundIcmpErrorMeetsItsSession) {
+  for (uint32_t shards : {4u, 7u}) {
+    EngineConfig cfg = BaseConfig();
+    cfg.shards = shards;
+    cfg.ports = *PortSet::Parse("20000-29999");
+    NullEventSink sink;
+    auto engine = Engine::Create(cfg, &sink);
+    ASSERT_TRUE(engine.ok());
+    Engine& e = **engine;
+    for (int family : {4, 6}) {
+      for (uint16_t inside_port : {uint16_t{21000}, uint16_t{40000}, uint16_t{5353}}) {
+        const std::string inside = family == 4 ? "10.9.9.9" : "fd00:9::9";
+        const std::string remote = family == 4 ? "203.0.113.9" : "2001:db8:99::9";
+        Bytes out = testing::Build(testing::MakeSpec(family, inside, remote, kProtoUdp, inside_port, 53));
+        const uint32_t shard = e.ShardOf(out.data(), out.size());
+        ASSERT_EQ(e.shard(shard).ProcessOne(out.data(), uint32_t(out.size()), 0).action, Action::kForward);
+        const uint16_t ext = testing::Be16(out, family == 4 ? 20 : 40);
+        Bytes received = testing::Build(testing::MakeSpec(family, remote, inside, kProtoUdp, 53, inside_port));
+        Bytes err = testing::BuildIcmpError(family, inside, remote, family == 4 ? 3 : 1, family == 4 ? 3 : 4, received);
+        EXPECT_EQ(e.ShardOf(err.data(), err.size()), shard) << "port " << inside_port;
+        ASSERT_EQ(e.shard(shard).ProcessOne(err.data(), uint32_t(err.size()), 0).action, Action::kForward);
+        const std::string global = family == 4 ? kGlobal4 : kGlobal6;
+        Bytes as_sent = testing::Build(testing::MakeSpec(family, remote, global, kProtoUdp, 53, ext));
+        EXPECT_EQ(testing::Hex(err), testing::Hex(testing::BuildIcmpError(family, global, remote, family == 4 ? 3 : 1,
+                                                                          family == 4 ? 3 : 4, as_sent)));
+      }
+    }
+  }
+}
+
 TEST(EngineSteering, SlicesAreDisjoint) {
   for (uint32_t shards : {4u, 7u}) {
     EngineConfig cfg = BaseConfig();

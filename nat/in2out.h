@@ -10,8 +10,18 @@
 // it has no pseudo-header). A zero IPv4 UDP checksum stays zero. With
 // checksum offload (kPartial) only the pseudo-header sum in the field moves.
 //
-// Not handled here (dropped with a named reason by the shard): ICMP errors
-// sent by inside hosts (kOutboundIcmpError) and fragments (kFragment).
+// An ICMP error an inside host sends about a packet it received through natd
+// (RFC 5508 §4.2: a port unreachable for a UDP datagram, say) quotes that
+// packet as delivered, Y:y -> X:x; it leaves as the remote end must see it:
+//
+//   outer IP   src X -> G                (IPv4 header checksum; ICMPv6
+//                                         pseudo-header)
+//   quoted IP  dst X -> G                (quoted IPv4 header checksum)
+//   quoted L4  dport x -> x'             (quoted L4 checksum, if quoted)
+//   ICMP checksum: the sum of every change above.
+//
+// It is matched by the quoted session and never creates or refreshes state.
+// Not handled here: fragments (kFragment, dropped by the shard).
 #ifndef NATD_NAT_IN2OUT_H_
 #define NATD_NAT_IN2OUT_H_
 
@@ -46,6 +56,51 @@ DropReason TranslateOutbound(MappingTable<Addr>& table, uint8_t* d, const Packet
       UpdateL4Checksum(l4 + kIcmpChecksumOffset, mode, false, m.l4_delta, v.family == 4 ? 0 : m.ip_delta);
       break;
   }
+  return DropReason::kNone;
+}
+
+template <typename Addr>
+DropReason TranslateOutboundError(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode) {
+  const QuotedView& q = v.quote;
+  const uint16_t qsrc_off = q.l3 + v.src_addr_offset();
+  const uint16_t qdst_off = q.l3 + v.dst_addr_offset();
+  const Addr remote = Addr::Load(d + qsrc_off);
+  const uint32_t s =
+      table.FindInside(Addr::Load(d + qdst_off), q.dst_port, remote, q.kind == L4Kind::kEcho ? 0 : q.src_port);
+  if (s == kNil) return DropReason::kIcmpErrorNoSession;
+  const auto& m = table.mapping_of(s);
+
+  // Outer source: whoever inside sent the error, it leaves from the global address.
+  const uint16_t outer_delta = RewriteAddr(d + v.src_addr_offset(), table.global());
+  uint16_t icmp_delta = 0;
+  if (v.family == 4) {
+    ApplyDeltaAt(d + 10, outer_delta);
+  } else {
+    icmp_delta = outer_delta;  // ICMPv6 checksums the pseudo-header
+  }
+  // Quoted destination address, and the quoted IPv4 header checksum.
+  icmp_delta = AddDelta(icmp_delta, RewriteAddr(d + qdst_off, table.global()));
+  if (v.family == 4) icmp_delta = AddDelta(icmp_delta, UpdateChecksum(d + q.l3 + 10, m.ip_delta));
+  // Quoted destination port / identifier, and the quoted L4 checksum if quoted.
+  uint8_t* ql4 = d + q.l4;
+  const uint32_t quoted_l4_len = q.end - q.l4;
+  switch (q.kind) {
+    case L4Kind::kTcp:
+      icmp_delta = AddDelta(icmp_delta, RewritePort(ql4 + 2, m.external_port));
+      if (quoted_l4_len >= kTcpChecksumOffset + 2u) {
+        icmp_delta = AddDelta(icmp_delta, UpdateChecksum(ql4 + kTcpChecksumOffset, m.l4_delta));
+      }
+      break;
+    case L4Kind::kUdp:
+      icmp_delta = AddDelta(icmp_delta, RewritePort(ql4 + 2, m.external_port));
+      icmp_delta = AddDelta(icmp_delta, UpdateUdpChecksum(ql4 + kUdpChecksumOffset, m.l4_delta));
+      break;
+    default:  // echo
+      icmp_delta = AddDelta(icmp_delta, RewritePort(ql4 + kEchoIdOffset, m.external_port));
+      icmp_delta = AddDelta(icmp_delta, UpdateChecksum(ql4 + kIcmpChecksumOffset, m.l4_delta));
+      break;
+  }
+  UpdateL4Checksum(d + v.l4 + kIcmpChecksumOffset, mode, false, icmp_delta, v.family == 4 ? 0 : outer_delta);
   return DropReason::kNone;
 }
 

@@ -140,8 +140,8 @@ DropReason Translate(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v
     if (r == DropReason::kNone) counters->packets_in.Add();
     return r;
   }
-  if (v.kind == L4Kind::kError) return DropReason::kOutboundIcmpError;
-  DropReason r = TranslateOutbound(tables->For(v.kind), d, v, mode, now);
+  DropReason r = v.kind == L4Kind::kError ? TranslateOutboundError(tables->For(v.quote.kind), d, v, mode)
+                                           : TranslateOutbound(tables->For(v.kind), d, v, mode, now);
   if (r == DropReason::kNone) counters->packets_out.Add();
   return r;
 }

@@ -144,7 +144,7 @@ TEST(FixturesTest, NamesAreUniqueAndEveryOutcomeIsCovered) {
   EXPECT_GE(forwards, 35);
   EXPECT_EQ(statuses, 1);
   for (DropReason r : {DropReason::kFragment, DropReason::kUnsupportedProtocol, DropReason::kUnsupportedIcmpType,
-                       DropReason::kNoMapping, DropReason::kOutboundIcmpError, DropReason::kIcmpErrorNoSession,
+                       DropReason::kNoMapping, DropReason::kIcmpErrorNoSession,
                        DropReason::kTcpNoSession, DropReason::kSourceIsGlobal}) {
     EXPECT_TRUE(reasons.count(r)) << "no fixture drops with " << DropReasonName(r);
   }

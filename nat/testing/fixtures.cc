@@ -330,11 +330,17 @@ void AddDrops(const Family& f, std::vector<Fixture>* out) {
   out->push_back(Drop(Name("source_is_global", f), {}, Build(WithAddrs(udp_out, f.global, f.remote)),
                       DropReason::kSourceIsGlobal));
 
-  // An inside host's ICMP error about a packet it received.
+  // An inside host's ICMP error about a packet it received (RFC 5508): it
+  // leaves quoting the packet as the remote end sent it (full-cone keeps the port).
   const Bytes received = Build(Udp(f, f.remote, f.inside, kDns, kUdpPort));
-  out->push_back(Drop(Name("icmp_error_out", f), {Build(udp_out)},
+  const Bytes as_sent = Build(Udp(f, f.remote, f.global, kDns, kUdpPort));
+  out->push_back(Forward(Name("icmp_error_out", f), {Build(udp_out)},
+                         BuildIcmpError(f.family, f.inside, f.remote, f.dest_unreach, f.port_unreach_code, received),
+                         BuildIcmpError(f.family, f.global, f.remote, f.dest_unreach, f.port_unreach_code, as_sent)));
+  // ... and one about a packet that never came through natd.
+  out->push_back(Drop(Name("icmp_error_out_no_session", f), {},
                       BuildIcmpError(f.family, f.inside, f.remote, f.dest_unreach, f.port_unreach_code, received),
-                      DropReason::kOutboundIcmpError));
+                      DropReason::kIcmpErrorNoSession));
   // Errors about packets natd never sent.
   const Bytes left = Build(WithAddrs(udp_out, f.global, f.remote));
   out->push_back(Drop(Name("icmp_error_no_session", f), {},

@@ -75,9 +75,9 @@ def lan_cases(a, i):
         ("unsupported-icmp-type", "ICMP timestamp request", IP(src=s4, dst=d4) / ICMP(type=13, id=i)),
         ("unsupported-icmp-type", "ICMP type 42", IP(src=s4, dst=d4) / ICMP(type=42)),
         ("unsupported-icmp-type", "ICMPv6 type 200", IPv6(src=s6, dst=d6, nh=58) / Raw(b"\xc8\x00\x00\x00\x00\x00\x00\x00")),
-        ("outbound-icmp-error-unsupported", "ICMP port unreachable from inside",
+        ("icmp-error-no-session", "ICMP port unreachable from inside, about nothing natd delivered",
          IP(src=s4, dst=d4) / ICMP(type=3, code=3) / IP(src=d4, dst=s4) / UDP(sport=53, dport=sp)),
-        ("outbound-icmp-error-unsupported", "ICMPv6 port unreachable from inside",
+        ("icmp-error-no-session", "ICMPv6 port unreachable from inside, about nothing natd delivered",
          IPv6(src=s6, dst=d6) / ICMPv6DestUnreach(code=4) / IPv6(src=d6, dst=s6) / UDP(sport=53, dport=sp)),
         ("too-many-ipv6-extension-headers", "9 destination options headers",
          IPv6(src=s6, dst=d6) / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() /
