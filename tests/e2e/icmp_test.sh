@@ -6,6 +6,8 @@
 #  - UDP to a closed port on wan: a connected socket gets ECONNREFUSED (the
 #    port unreachable, translated), an open port echoes; TCP to a closed port
 #    gets connection refused (RST);
+#  - the lan host's own ICMP error (a port unreachable for a reply to a
+#    closed socket) leaves translated: the wan socket gets ECONNREFUSED;
 #  - PMTU: the wan<->far link gets MTU 1280 (wan-far); a UDP socket and ping
 #    with "don't fragment" from lan to far must learn the path MTU 1280 from
 #    the Fragmentation Needed / Packet Too Big that natd translates back.
@@ -56,6 +58,22 @@ for fam in 4 6; do
   lan curl -gsS --max-time 5 -o /dev/null "http://$([ $fam = 6 ] && echo "[$dst]" || echo $dst):8001/" 2>/dev/null || rc=$?
   [ "$rc" = 7 ] || e2e_fail "IPv$fam TCP to closed port $dst:8001: curl exit $rc, expected 7 (connection refused)"
   e2e_ok "IPv$fam TCP to closed port $dst:8001: connection refused"
+done
+
+for fam in 4 6; do
+  if [ $fam = 4 ]; then dst=198.19.0.2; else dst=2001:db8:19::2; fi
+  e2e_step "IPv$fam: the lan host's own port unreachable goes out translated (RFC 5508)"
+  wan "$PY" "$E2E_DIR/unreachable_inside.py" $dst 7100 >"$LAB_DIR/unreach$fam.txt" 2>&1 &
+  waiter=$!
+  sleep 0.3
+  # One datagram from a socket that closes at once: the reply finds the port closed.
+  lan "$PY" -c "import socket,sys; f=socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET; \
+s=socket.socket(f, socket.SOCK_DGRAM); s.sendto(b'hello', (sys.argv[1], 7100))" $dst
+  rc=0
+  wait $waiter || rc=$?
+  sed 's/^/    /' "$LAB_DIR/unreach$fam.txt"
+  [ $rc = 0 ] || e2e_fail "IPv$fam: the wan socket did not get ECONNREFUSED for its reply"
+  e2e_ok "IPv$fam: the wan socket's reply to natd's port was refused by the lan host, through natd"
 done
 
 e2e_step "PMTU: MTU 1280 on the wan<->far link (wan-far and far0)"
