@@ -6,9 +6,15 @@
 // template packet is patched with the session's addresses and ports, so every
 // iteration does a real table lookup over all N sessions.
 // BM_SessionSetup: new sessions per second, expired between rounds.
+// BM_Expire: the cost of expiring one session (a full table timing out).
+// BM_Memory: bytes the allocator holds per session, table full (capacity is
+// allocated at start, so this is also the cost of the capacity).
+// BM_Scaling: BM_Established on 1, 2, 4, 8 threads, each with its own shard,
+// as the dataplane runs them; items_per_second is the sum over threads.
 //
 // Run: bazel run -c opt //bench:engine_bench
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
 #include <cstring>
 #include <vector>
@@ -41,6 +47,7 @@ void EstablishedArgs(benchmark::internal::Benchmark* b) {
       for (int n : {64512, 1032192}) b->Args({family, proto, n});
     }
   }
+  b->Args({4, 17, 16515072});
   b->ArgNames({"family", "proto", "sessions"})->Unit(benchmark::kNanosecond);
 }
 BENCHMARK(BM_Established)->Apply(EstablishedArgs);
@@ -69,6 +76,54 @@ void BM_SessionSetup(benchmark::State& state) {
   state.SetItemsProcessed(int64_t(state.iterations()));
 }
 BENCHMARK(BM_SessionSetup);
+
+void BM_Expire(benchmark::State& state) {
+  constexpr uint32_t kRound = bench::kPorts;
+  for (auto _ : state) {
+    state.PauseTiming();
+    bench::Workload w(4, 17, kRound);
+    state.ResumeTiming();
+    const size_t n = w.shard().Expire(int64_t(24) * 3600 * 1000);
+    state.PauseTiming();
+    if (n != kRound) state.SkipWithError("not every session expired");
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * kRound);
+}
+BENCHMARK(BM_Expire)->Unit(benchmark::kMillisecond);
+
+// Heap in use: small chunks (uordblks) and mmap'd large ones (hblkhd).
+double HeapBytes() {
+  const struct mallinfo2 m = mallinfo2();
+  return double(m.uordblks) + double(m.hblkhd);
+}
+
+void BM_Memory(benchmark::State& state) {
+  const uint32_t n = uint32_t(state.range(0));
+  for (auto _ : state) {
+    const double before = HeapBytes();
+    {
+      bench::Workload w(4, 17, n);
+      if (!w.ok()) state.SkipWithError("session setup failed");
+      // The workload's own buffers (random walk, template) are not the engine's.
+      const double engine = HeapBytes() - before - double(sizeof(uint32_t)) * (1 << 20);
+      // Every one of the 6 tables (TCP, UDP, ICMP x IPv4, IPv6) has room for
+      // n sessions, allocated at start; n of them are in use here.
+      state.counters["MiB"] = engine / (1 << 20);
+      state.counters["bytes_per_session_slot"] = engine / (6.0 * n);
+    }
+  }
+}
+BENCHMARK(BM_Memory)->Arg(64512)->Arg(1032192)->Arg(16515072)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+void BM_Scaling(benchmark::State& state) {
+  // Each thread: its own engine (one shard), as each worker owns one.
+  bench::Workload w(4, 17, bench::kPorts);
+  size_t k = size_t(state.thread_index()) * 7919;
+  for (auto _ : state) benchmark::DoNotOptimize(w.TranslateOne(k++));
+  state.SetItemsProcessed(int64_t(state.iterations()));
+}
+BENCHMARK(BM_Scaling)->ThreadRange(1, 8)->UseRealTime();
 
 }  // namespace
 }  // namespace natd
