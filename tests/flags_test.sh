@@ -37,6 +37,10 @@ expect_refused mtu $G --mtu=500
 expect_refused pool_buffers $G --pool_buffers=1
 expect_refused batch $G --batch=0
 expect_refused max_sessions $G --max_sessions=0
+expect_refused user $G --user=no-such-user-natd
+expect_refused user $G --user=root
+expect_refused group $G --user=nobody --group=no-such-group-natd
+expect_refused group $G --group=nogroup
 
 # abseil's own parser names unknown flags and bad values too.
 out=$("$natd" --no_such_flag 2>&1); rc=$?
@@ -48,7 +52,7 @@ if [ $rc -eq 0 ] || ! grep -q "workers" <<<"$out"; then echo "FAIL: bad number a
 help=$("$natd" --helpfull 2>&1)
 for f in device queues workers global4 global6 preset tcp_preset udp_preset icmp_preset ports \
   tcp_established_timeout tcp_transitory_timeout udp_timeout icmp_timeout udp_inbound_refresh max_sessions mtu \
-  offload pool_buffers queue_depth batch log_file log_invalid_per_second; do
+  offload pool_buffers queue_depth batch log_file log_invalid_per_second user group; do
   grep -q -- "-$f" <<<"$help" || { echo "FAIL: --helpfull does not explain --$f"; fails=$((fails + 1)); }
 done
 echo "$fails failure(s)"

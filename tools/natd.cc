@@ -12,6 +12,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -22,6 +23,7 @@
 #include "nat/engine.h"
 #include "tools/engine_processor.h"
 #include "tools/event_log.h"
+#include "tools/privileges.h"
 #include "tun/pipeline.h"
 #include "tun/tun_device.h"
 
@@ -56,6 +58,9 @@ ABSL_FLAG(uint32_t, pool_buffers, 2048,
 ABSL_FLAG(uint32_t, queue_depth, 4096, "packets each worker queue and the writer queue may hold");
 ABSL_FLAG(uint32_t, batch, 64, "packets read, translated and written per batch");
 ABSL_FLAG(std::string, log_file, "-", "log file ('-' for stderr)");
+ABSL_FLAG(std::string, user, "",
+          "once the TUN is open, run as this user (name or uid), with no capabilities left (empty: stay as started)");
+ABSL_FLAG(std::string, group, "", "with --user: run as this group (default: the user's primary group)");
 ABSL_FLAG(uint32_t, log_invalid_per_second, 20, "cap on logged invalid/untranslatable packets per second");
 
 namespace natd {
@@ -147,6 +152,14 @@ int Main(int argc, char** argv) {
   const uint32_t queues = absl::GetFlag(FLAGS_queues);
   if (queues < 1 || queues > 64) Fail("--queues: must be 1..64");
   tun::PipelineOptions popt = PipelineFromFlags();
+  std::optional<Credentials> run_as;
+  if (const std::string user = absl::GetFlag(FLAGS_user); !user.empty()) {
+    auto c = ResolveCredentials(user, absl::GetFlag(FLAGS_group));
+    if (!c.ok()) Fail(std::string(c.status().message()));
+    run_as = *c;
+  } else if (!absl::GetFlag(FLAGS_group).empty()) {
+    Fail("--group: needs --user");
+  }
 
   FILE* log = stderr;
   const std::string log_path = absl::GetFlag(FLAGS_log_file);
@@ -173,6 +186,9 @@ int Main(int argc, char** argv) {
   auto device = tun::TunDevice::Open(topt);
   if (!device.ok()) Fail(absl::StrCat("--device: ", std::string(device.status().message())));
 
+  if (run_as) {
+    if (absl::Status s = DropPrivileges(*run_as); !s.ok()) Fail(absl::StrCat("--user: ", std::string(s.message())));
+  }
   // Room for the largest packet the device hands over, rounded up to a cache line.
   popt.buffer_size = ((*device)->max_packet() + 63) / 64 * 64;
   EngineProcessor processor(engine->get(), popt.batch);
