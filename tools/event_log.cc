@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 
@@ -47,8 +48,8 @@ std::string Endpoint(const IpAddress& a, uint16_t port) {
 
 }  // namespace
 
-EventLog::EventLog(FILE* out, uint32_t invalid_per_second)
-    : out_(out), invalid_per_second_(invalid_per_second), queue_(8192) {
+EventLog::EventLog(FILE* out, std::string path, uint32_t invalid_per_second)
+    : out_(out), path_(std::move(path)), invalid_per_second_(invalid_per_second), queue_(8192) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -153,6 +154,18 @@ void EventLog::Run() {
               static_cast<unsigned long long>(s));
     }
     fflush(out_);
+    if (reopen_.exchange(false) && path_ != "-") {
+      // The old file may have been renamed by a log rotator: write on in a
+      // new one at the same path; keep the old if that fails.
+      if (FILE* f = fopen(path_.c_str(), "a")) {
+        fclose(out_);
+        out_ = f;
+        fprintf(out_, "%s log reopened (SIGHUP)\n", Timestamp(WallMs()).c_str());
+      } else {
+        fprintf(out_, "%s cannot reopen %s: %s\n", Timestamp(WallMs()).c_str(), path_.c_str(), strerror(errno));
+      }
+      fflush(out_);
+    }
     if (stopping) break;
     std::unique_lock<std::mutex> lock(wake_mu_);
     wake_.wait_for(lock, std::chrono::milliseconds(100));

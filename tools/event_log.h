@@ -21,8 +21,9 @@ namespace natd {
 
 class EventLog final : public EventSink {
  public:
-  // `path` "-" logs to stderr. `invalid_per_second` caps packet-drop lines.
-  EventLog(FILE* out, uint32_t invalid_per_second);
+  // Writes to `out`, opened from `path` ("-": stderr, never reopened).
+  // `invalid_per_second` caps packet-drop lines.
+  EventLog(FILE* out, std::string path, uint32_t invalid_per_second);
   ~EventLog() override;
 
   void MappingInserted(const MappingEvent& e) override;
@@ -32,6 +33,11 @@ class EventLog final : public EventSink {
 
   // A free-form line (start-up, status dumps, totals); not for the packet path.
   void Line(std::string text);
+  // Asks the logging thread to reopen the log file (SIGHUP, after rotation).
+  void Reopen() {
+    reopen_ = true;
+    wake_.notify_one();
+  }
   // Writes everything queued, stops the thread.
   void Stop();
   uint64_t lost() const { return lost_.load(); }
@@ -52,7 +58,9 @@ class EventLog final : public EventSink {
   void Run();
   void Write(const Record& r);
 
-  FILE* const out_;
+  FILE* out_;  // only the logging thread touches it after construction
+  const std::string path_;
+  std::atomic<bool> reopen_{false};
   const uint32_t invalid_per_second_;
   moodycamel::ConcurrentQueue<Record> queue_;
   std::mutex lines_mu_;

@@ -7,7 +7,8 @@
 //
 // Signals are taken by the main thread alone (sigwait): SIGINT/SIGTERM stop
 // reading, drain, join and print totals; SIGUSR1 prints the status, as does
-// any packet sent to 192.0.2.2.
+// any packet sent to 192.0.2.2; SIGHUP reopens the log file (log rotation),
+// leaving every mapping as it is.
 #include <signal.h>
 
 #include <cstdio>
@@ -175,7 +176,7 @@ int Main(int argc, char** argv) {
   for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  EventLog events(log, absl::GetFlag(FLAGS_log_invalid_per_second));
+  EventLog events(log, log_path, absl::GetFlag(FLAGS_log_invalid_per_second));
   auto engine = Engine::Create(config, &events);
   if (!engine.ok()) Fail(std::string(engine.status().message()));
   tun::TunOptions topt;
@@ -209,6 +210,8 @@ int Main(int argc, char** argv) {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGUSR1) {
       pipeline.RequestStatus();
+    } else if (sig == SIGHUP) {
+      events.Reopen();
     } else if (sig == SIGINT || sig == SIGTERM) {
       break;
     }
