@@ -42,6 +42,10 @@ struct EngineConfig {
   // Sessions each table (one protocol of one family) holds across all
   // shards; storage for them is allocated at start.
   uint32_t max_sessions = 1 << 18;
+  // Sessions one inside address may hold in each table (protocol and
+  // family); 0: no limit (RFC 6888 REQ-4). Enforced per shard, as
+  // ceil(limit / shards), since a host's endpoints spread over the shards.
+  uint32_t max_sessions_per_host = 0;
   // Random external ports tried before a new mapping is refused.
   uint32_t port_probes = 32;
   // Inbound UDP refreshes a session too (RFC 4787 REQ-6 makes it optional).

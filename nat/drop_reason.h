@@ -35,7 +35,8 @@ namespace natd {
   X(kTcpNoSession, "tcp-no-session")                                                  \
   X(kIcmpErrorNoSession, "icmp-error-no-session")                                     \
   X(kNoPort, "no-free-port")                                                          \
-  X(kTableFull, "table-full")
+  X(kTableFull, "table-full")                                                         \
+  X(kHostQuota, "host-quota")
 
 enum class DropReason : uint8_t {
   kNone = 0,

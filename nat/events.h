@@ -40,7 +40,7 @@ class EventSink {
   virtual ~EventSink() = default;
   virtual void MappingInserted(const MappingEvent& e) = 0;
   virtual void MappingRemoved(const MappingEvent& e, RemoveReason why) = 0;
-  // A new mapping was refused: kNoPort or kTableFull.
+  // A new mapping or session was refused: kNoPort, kTableFull or kHostQuota.
   virtual void MappingRefused(const MappingEvent& e, DropReason why) = 0;
   // Any packet the engine drops, with its bytes (valid during the call only).
   virtual void PacketDropped(DropReason why, const uint8_t* data, size_t len) = 0;

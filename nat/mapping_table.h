@@ -17,6 +17,7 @@
 //                                             per remote address
 //   port_owner_  x'           -> mapping      ports held exclusively
 //   endpoints_   (X, x)       -> last port    reuse-last and increment
+//   hosts_       X            -> sessions     the per-host quota (RFC 6888 REQ-4)
 //
 // Entries live in vectors sized at start (capacity fixed; a full table is a
 // clean refusal); the hash maps hold indices, never pointers, because
@@ -139,6 +140,8 @@ struct TableHash {
   size_t operator()(const EndpointKey<Addr>& k) const {
     return MixWords(Word(k.inside), k.inside_port);
   }
+  size_t operator()(const Ip4& a) const { return MixWords(a.raw, 0); }
+  size_t operator()(const Ip6& a) const { return MixWords(a.hi, a.lo); }
 };
 
 static_assert(sizeof(InsideKey<Ip4>) == 12, "IPv4 session key must stay compact");
@@ -153,6 +156,7 @@ struct TableConfig {
   bool inbound_refresh = false;
   uint32_t capacity = 0;  // sessions (and so at most as many mappings)
   uint32_t port_probes = 32;
+  uint32_t host_quota = 0;  // sessions one inside address may hold here; 0: no limit
 };
 
 template <typename Addr>
@@ -208,6 +212,7 @@ class MappingTable {
     if (b.sharing == PortSharing::kExclusive) port_owner_.assign(65536, kNil);
     track_endpoints_ = b.strategy == PortStrategy::kReuseLast || b.strategy == PortStrategy::kIncrement;
     if (track_endpoints_) endpoints_.reserve(cfg_.capacity);
+    if (cfg_.host_quota) hosts_.reserve(std::min<uint32_t>(cfg_.capacity, 1 << 16));
   }
 
   MappingTable(const MappingTable&) = delete;
@@ -229,8 +234,10 @@ class MappingTable {
       if (mit != by_key_.end()) {
         m = mit->second;
         if (free_session_ == kNil) return Refuse(m, remote, remote_port, DropReason::kTableFull);
+        if (OverQuota(inside)) return Refuse(m, remote, remote_port, DropReason::kHostQuota);
       } else {
         if (free_session_ == kNil) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kTableFull);
+        if (OverQuota(inside)) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kHostQuota);
         uint16_t port = AllocatePort(inside, inside_port, remote, remote_port);
         if (port == 0) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kNoPort);
         m = CreateMapping(mkey, inside, inside_port, port, remote, remote_port, now);
@@ -265,6 +272,7 @@ class MappingTable {
       if (b.filtering == Dependence::kAddressDependent && addr_ref == nullptr) return {DropReason::kFiltered, kNil};
       if (is_tcp() && (!(tcp_flags & kTcpSyn) || (tcp_flags & kTcpRst))) return {DropReason::kTcpNoSession, kNil};
       if (free_session_ == kNil) return Refuse(m, remote, remote_port, DropReason::kTableFull);
+      if (OverQuota(mappings_[m].inside)) return Refuse(m, remote, remote_port, DropReason::kHostQuota);
       s = CreateSession(m, remote, remote_port, now);
     }
     Touch(s, Direction::kIn, tcp_flags, bytes, now);
@@ -327,6 +335,12 @@ class MappingTable {
   };
 
   bool is_tcp() const { return cfg_.proto == kProtoTcp; }
+
+  bool OverQuota(const Addr& inside) const {
+    if (cfg_.host_quota == 0) return false;
+    auto it = hosts_.find(inside);
+    return it != hosts_.end() && it->second >= cfg_.host_quota;
+  }
 
   InsideKey<Addr> MappingKeyOf(const Addr& inside, uint16_t inside_port, const Addr& remote,
                                uint16_t remote_port) const {
@@ -474,6 +488,7 @@ class MappingTable {
       ++it->second.sessions;
     }
     ++mp.sessions;
+    if (cfg_.host_quota) ++hosts_[mp.inside];
     counters_->sessions_inserted.Add();
     return s;
   }
@@ -488,6 +503,10 @@ class MappingTable {
     if (track_addr_) {
       auto it = by_addr_.find(AddrKey<Addr>{ss.remote, mp.external_port});
       if (it != by_addr_.end() && --it->second.sessions == 0) by_addr_.erase(it);
+    }
+    if (cfg_.host_quota) {
+      auto it = hosts_.find(mp.inside);
+      if (it != hosts_.end() && --it->second == 0) hosts_.erase(it);
     }
     ss.mapping = kNil;
     ss.next = free_session_;
@@ -591,6 +610,7 @@ class MappingTable {
   absl::flat_hash_map<InsideKey<Addr>, uint32_t, TableHash> by_key_;
   absl::flat_hash_map<AddrKey<Addr>, AddrRef, TableHash> by_addr_;
   absl::flat_hash_map<EndpointKey<Addr>, EndpointRef, TableHash> endpoints_;
+  absl::flat_hash_map<Addr, uint32_t, TableHash> hosts_;
   std::vector<uint32_t> port_owner_;
   uint32_t exclusive_used_ = 0;
 };

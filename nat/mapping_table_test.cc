@@ -588,6 +588,38 @@ TYPED_TEST(MappingTableTest, PortExhaustionAndRecovery) {
   }
 }
 
+// RFC 6888 REQ-4: one inside host cannot take more than its quota of a
+// table, whatever the preset; other hosts are not affected; expiry gives the
+// quota back. Inbound-made sessions (EIF) count too.
+TYPED_TEST(MappingTableTest, HostQuota) {
+  using A = TypeParam;
+  for (const Behavior& b : AllPresets()) {
+    SCOPED_TRACE(std::string(b.name));
+    TableConfig cfg = Cfg(kProtoUdp, b);
+    cfg.host_quota = 3;
+    Harness<A> h(cfg);
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_EQ(h.Out(Inside<A>(1), uint16_t(7000 + i), Remote<A>(1), 53, 0).drop, DropReason::kNone);
+    }
+    EXPECT_EQ(h.Out(Inside<A>(1), 7003, Remote<A>(1), 53, 0).drop, DropReason::kHostQuota);
+    EXPECT_EQ(h.Out(Inside<A>(1), 7000, Remote<A>(2), 53, 0).drop, DropReason::kHostQuota) << "a new session too";
+    ASSERT_EQ(h.sink.refused.size(), 2u);
+    EXPECT_EQ(h.sink.refused[0].second, DropReason::kHostQuota);
+    EXPECT_EQ(h.Out(Inside<A>(2), 7000, Remote<A>(1), 53, 0).drop, DropReason::kNone) << "another host";
+    EXPECT_EQ(h.Out(Inside<A>(1), 7000, Remote<A>(1), 53, kSec).drop, DropReason::kNone) << "existing sessions work";
+    if (b.filtering == Dependence::kEndpointIndependent) {
+      const uint16_t p = h.table->mapping_of(h.table->FindInside(Inside<A>(2), 7000, Remote<A>(1), 53)).external_port;
+      EXPECT_EQ(h.In(p, Remote<A>(5), 53, 0).drop, DropReason::kNone) << "host 2 has room";
+      EXPECT_EQ(h.In(p, Remote<A>(6), 53, 0).drop, DropReason::kNone);
+      EXPECT_EQ(h.In(p, Remote<A>(7), 53, 0).drop, DropReason::kHostQuota) << "inbound-made sessions count";
+    }
+    h.Expire(kUdp + 2 * kSec);
+    EXPECT_EQ(h.table->session_count(), 0u);
+    EXPECT_EQ(h.Out(Inside<A>(1), 7003, Remote<A>(1), 53, kUdp + 2 * kSec).drop, DropReason::kNone)
+        << "expiry gives the quota back";
+  }
+}
+
 TYPED_TEST(MappingTableTest, TableFull) {
   using A = TypeParam;
   for (const Behavior& b : AllPresets()) {

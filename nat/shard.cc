@@ -37,6 +37,7 @@ TableConfig MakeTableConfig(const EngineConfig& c, uint8_t proto, const Behavior
   t.behavior = b;
   t.capacity = c.max_sessions / c.shards;
   t.port_probes = c.port_probes;
+  t.host_quota = c.max_sessions_per_host == 0 ? 0 : (c.max_sessions_per_host + c.shards - 1) / c.shards;
   if (proto == kProtoTcp) {
     t.timeout_ms = c.timeouts.tcp_transitory_ms;
     t.established_timeout_ms = c.timeouts.tcp_established_ms;

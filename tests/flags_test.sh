@@ -52,7 +52,7 @@ if [ $rc -eq 0 ] || ! grep -q "workers" <<<"$out"; then echo "FAIL: bad number a
 help=$("$natd" --helpfull 2>&1)
 for f in device queues workers global4 global6 preset tcp_preset udp_preset icmp_preset ports \
   tcp_established_timeout tcp_transitory_timeout udp_timeout icmp_timeout udp_inbound_refresh max_sessions mtu \
-  offload pool_buffers queue_depth batch log_file log_invalid_per_second user group; do
+  offload pool_buffers queue_depth batch log_file log_invalid_per_second user group max_sessions_per_host; do
   grep -q -- "-$f" <<<"$help" || { echo "FAIL: --helpfull does not explain --$f"; fails=$((fails + 1)); }
 done
 echo "$fails failure(s)"

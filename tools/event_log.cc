@@ -89,6 +89,7 @@ void EventLog::PacketDropped(DropReason why, const uint8_t* data, size_t len) {
     case DropReason::kIcmpErrorNoSession:
     case DropReason::kNoPort:
     case DropReason::kTableFull:
+    case DropReason::kHostQuota:
     case DropReason::kLinkLocalOrMulticast:
       return;
     default:

@@ -49,6 +49,8 @@ ABSL_FLAG(absl::Duration, udp_timeout, absl::Minutes(5), "idle timeout of UDP (a
 ABSL_FLAG(absl::Duration, icmp_timeout, absl::Seconds(60), "idle timeout of ICMP echo");
 ABSL_FLAG(bool, udp_inbound_refresh, false, "inbound UDP refreshes a mapping too");
 ABSL_FLAG(uint32_t, max_sessions, 1 << 18, "sessions per protocol and address family, over all workers");
+ABSL_FLAG(uint32_t, max_sessions_per_host, 0,
+          "sessions one inside address may hold per protocol and family (0: no limit; RFC 6888 REQ-4)");
 ABSL_FLAG(uint32_t, mtu, 1500, "MTU of the TUN device");
 ABSL_FLAG(bool, offload, true,
           "TUN offloads (IFF_VNET_HDR: checksum, TCP and UDP segmentation) where the kernel supports them: "
@@ -121,6 +123,7 @@ EngineConfig ConfigFromFlags() {
   }
   c.udp_inbound_refresh = absl::GetFlag(FLAGS_udp_inbound_refresh);
   c.max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  c.max_sessions_per_host = absl::GetFlag(FLAGS_max_sessions_per_host);
   if (c.max_sessions < c.shards || c.max_sessions > (1u << 28)) {
     Fail("--max_sessions: must be between --workers and 2^28");
   }
