@@ -82,24 +82,8 @@ DropReason TranslateOutboundError(MappingTable<Addr>& table, uint8_t* d, const P
   icmp_delta = AddDelta(icmp_delta, RewriteAddr(d + qdst_off, table.global()));
   if (v.family == 4) icmp_delta = AddDelta(icmp_delta, UpdateChecksum(d + q.l3 + 10, m.ip_delta));
   // Quoted destination port / identifier, and the quoted L4 checksum if quoted.
-  uint8_t* ql4 = d + q.l4;
-  const uint32_t quoted_l4_len = q.end - q.l4;
-  switch (q.kind) {
-    case L4Kind::kTcp:
-      icmp_delta = AddDelta(icmp_delta, RewritePort(ql4 + 2, m.external_port));
-      if (quoted_l4_len >= kTcpChecksumOffset + 2u) {
-        icmp_delta = AddDelta(icmp_delta, UpdateChecksum(ql4 + kTcpChecksumOffset, m.l4_delta));
-      }
-      break;
-    case L4Kind::kUdp:
-      icmp_delta = AddDelta(icmp_delta, RewritePort(ql4 + 2, m.external_port));
-      icmp_delta = AddDelta(icmp_delta, UpdateUdpChecksum(ql4 + kUdpChecksumOffset, m.l4_delta));
-      break;
-    default:  // echo
-      icmp_delta = AddDelta(icmp_delta, RewritePort(ql4 + kEchoIdOffset, m.external_port));
-      icmp_delta = AddDelta(icmp_delta, UpdateChecksum(ql4 + kIcmpChecksumOffset, m.l4_delta));
-      break;
-  }
+  icmp_delta =
+      AddDelta(icmp_delta, RewriteQuotedL4(d + q.l4, q.end - q.l4, q.kind, 2, m.external_port, m.l4_delta));
   UpdateL4Checksum(d + v.l4 + kIcmpChecksumOffset, mode, false, icmp_delta, v.family == 4 ? 0 : outer_delta);
   return DropReason::kNone;
 }

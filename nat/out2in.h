@@ -76,25 +76,8 @@ DropReason TranslateInboundError(MappingTable<Addr>& table, uint8_t* d, const Pa
   icmp_delta = AddDelta(icmp_delta, RewriteAddr(d + qsrc_off, m.inside));
   if (v.family == 4) icmp_delta = AddDelta(icmp_delta, UpdateChecksum(d + q.l3 + 10, addr_delta));
   // Quoted source port / identifier, and the quoted L4 checksum if quoted.
-  uint8_t* ql4 = d + q.l4;
-  const uint16_t l4_delta = NegateDelta(m.l4_delta);
-  const uint32_t quoted_l4_len = q.end - q.l4;
-  switch (q.kind) {
-    case L4Kind::kTcp:
-      icmp_delta = AddDelta(icmp_delta, RewritePort(ql4, m.inside_port));
-      if (quoted_l4_len >= kTcpChecksumOffset + 2u) {
-        icmp_delta = AddDelta(icmp_delta, UpdateChecksum(ql4 + kTcpChecksumOffset, l4_delta));
-      }
-      break;
-    case L4Kind::kUdp:
-      icmp_delta = AddDelta(icmp_delta, RewritePort(ql4, m.inside_port));
-      icmp_delta = AddDelta(icmp_delta, UpdateUdpChecksum(ql4 + kUdpChecksumOffset, l4_delta));
-      break;
-    default:  // echo
-      icmp_delta = AddDelta(icmp_delta, RewritePort(ql4 + kEchoIdOffset, m.inside_port));
-      icmp_delta = AddDelta(icmp_delta, UpdateChecksum(ql4 + kIcmpChecksumOffset, l4_delta));
-      break;
-  }
+  icmp_delta = AddDelta(icmp_delta, RewriteQuotedL4(d + q.l4, q.end - q.l4, q.kind, 0, m.inside_port,
+                                                    NegateDelta(m.l4_delta)));
   // Offloaded: the device sums the ICMP message itself; only the ICMPv6
   // pseudo-header (the outer destination) is the field's to change.
   UpdateL4Checksum(d + v.l4 + kIcmpChecksumOffset, mode, false, icmp_delta, v.family == 4 ? 0 : addr_delta);

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "nat/checksum.h"
+#include "nat/packet_view.h"
 
 namespace natd {
 
@@ -56,6 +57,27 @@ inline constexpr uint16_t kTcpChecksumOffset = 16;
 inline constexpr uint16_t kUdpChecksumOffset = 6;
 inline constexpr uint16_t kIcmpChecksumOffset = 2;
 inline constexpr uint16_t kEchoIdOffset = 4;
+
+// In the packet an ICMP error quotes: rewrites one port of its TCP/UDP header
+// (at `port_offset`: 0 the source, 2 the destination) or its echo identifier
+// to `port`, and its L4 checksum by `l4_delta` when the quote holds all of
+// that field. Returns the ICMP checksum's delta for everything it changed.
+inline uint16_t RewriteQuotedL4(uint8_t* ql4, uint32_t quoted_len, L4Kind kind, uint16_t port_offset, uint16_t port,
+                                uint16_t l4_delta) {
+  switch (kind) {
+    case L4Kind::kTcp: {
+      uint16_t delta = RewritePort(ql4 + port_offset, port);
+      if (quoted_len >= kTcpChecksumOffset + 2u) {
+        delta = AddDelta(delta, UpdateChecksum(ql4 + kTcpChecksumOffset, l4_delta));
+      }
+      return delta;
+    }
+    case L4Kind::kUdp:
+      return AddDelta(RewritePort(ql4 + port_offset, port), UpdateUdpChecksum(ql4 + kUdpChecksumOffset, l4_delta));
+    default:  // echo: the identifier is both ends' "port"
+      return AddDelta(RewritePort(ql4 + kEchoIdOffset, port), UpdateChecksum(ql4 + kIcmpChecksumOffset, l4_delta));
+  }
+}
 
 }  // namespace natd
 
