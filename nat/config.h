@@ -46,6 +46,12 @@ struct EngineConfig {
   // family); 0: no limit (RFC 6888 REQ-4). Enforced per shard, as
   // ceil(limit / shards), since a host's endpoints spread over the shards.
   uint32_t max_sessions_per_host = 0;
+  // When a new mapping or session is refused (no port, table full, host
+  // quota), the inside host gets an ICMP Destination Unreachable
+  // "communication administratively prohibited" (ICMPv4 code 13, RFC 1812
+  // §5.2.7.1; ICMPv6 code 1, RFC 4443 §3.1), at most this many per second
+  // per shard; 0: never.
+  uint32_t icmp_prohibited_per_second = 100;
   // Random external ports tried before a new mapping is refused.
   uint32_t port_probes = 32;
   // Inbound UDP refreshes a session too (RFC 4787 REQ-6 makes it optional).

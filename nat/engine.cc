@@ -65,6 +65,8 @@ std::string Engine::CountersText() const {
       {"packets_out", &Counters::packets_out},
       {"packets_in", &Counters::packets_in},
       {"icmp_errors_in", &Counters::icmp_errors_in},
+      {"icmp_prohibited_sent", &Counters::icmp_prohibited_sent},
+      {"icmp_prohibited_suppressed", &Counters::icmp_prohibited_suppressed},
       {"status_requests", &Counters::status_requests},
       {"mappings_inserted", &Counters::mappings_inserted},
       {"mappings_removed", &Counters::mappings_removed},

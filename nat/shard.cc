@@ -109,7 +109,10 @@ template struct FamilyTables<Ip4>;
 template struct FamilyTables<Ip6>;
 
 Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, EventSink* events)
-    : index_(index), rng_(SeedFor(config, index)), events_(events) {
+    : index_(index),
+      prohibited_per_second_(config.icmp_prohibited_per_second),
+      rng_(SeedFor(config, index)),
+      events_(events) {
   if (config.global4) {
     v4_ = std::make_unique<FamilyTables<Ip4>>(config, *config.global4, index, plan, &rng_, &counters_, events);
   }
@@ -149,7 +152,10 @@ DropReason Translate(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v
 
 }  // namespace
 
-Verdict Shard::ProcessOne(uint8_t* d, uint32_t len, int64_t now, bool partial_checksum) {
+Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
+  uint8_t* const d = p.data;
+  const uint32_t len = p.len;
+  const bool partial_checksum = p.partial_checksum;
   const ChecksumMode mode = partial_checksum ? ChecksumMode::kPartial : ChecksumMode::kFull;
   if (len >= 20 && (d[0] >> 4) == 4 && std::memcmp(d + 16, kStatusAddress, 4) == 0) {
     counters_.status_requests.Add();
@@ -173,16 +179,83 @@ Verdict Shard::ProcessOne(uint8_t* d, uint32_t len, int64_t now, bool partial_ch
   if (r != DropReason::kNone) {
     counters_.drop(r).Add();
     events_->PacketDropped(r, d, len);
+    const bool refused = r == DropReason::kNoPort || r == DropReason::kTableFull || r == DropReason::kHostQuota;
+    if (refused && ReplyProhibited(p, v, now)) return {Action::kReply, r};
     return {Action::kDrop, r};
   }
   return {Action::kForward, DropReason::kNone};
 }
 
-void Shard::Process(std::span<const PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms) {
-  const size_t n = std::min(packets.size(), verdicts.size());
-  for (size_t i = 0; i < n; ++i) {
-    verdicts[i] = ProcessOne(packets[i].data, packets[i].len, now_ms, packets[i].partial_checksum);
+bool Shard::ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now) {
+  // Only what an inside host sent is answered (a refusal is always outbound).
+  const bool v4 = v.family == 4;
+  const uint8_t* global = nullptr;
+  uint8_t global_bytes[16];
+  if (v4 && v4_) {
+    v4_->tcp.global().Store(global_bytes);
+    global = global_bytes;
+  } else if (!v4 && v6_) {
+    v6_->tcp.global().Store(global_bytes);
+    global = global_bytes;
   }
+  if (global == nullptr || prohibited_per_second_ == 0) return false;
+  // Refusals of inbound packets (a table full for a full-cone newcomer) are
+  // not answered: nothing unsolicited from outside gets a reply.
+  if (std::memcmp(p.data + v.dst_addr_offset(), global, v4 ? 4 : 16) == 0) return false;
+  const int64_t second = now / 1000;
+  if (second != prohibited_second_) {
+    prohibited_second_ = second;
+    prohibited_sent_this_second_ = 0;
+  }
+  if (prohibited_sent_this_second_ >= prohibited_per_second_) {
+    counters_.icmp_prohibited_suppressed.Add();
+    return false;
+  }
+  // RFC 1812 §4.3.2.3 / RFC 4443 §2.4(c): quote as much as fits in 576 bytes
+  // (IPv4) or the IPv6 minimum MTU.
+  const uint32_t hdr = v4 ? 20 : 40;
+  const uint32_t quote = std::min(p.len, (v4 ? 576u : 1280u) - hdr - 8);
+  const uint32_t total = hdr + 8 + quote;
+  if (total > p.capacity) return false;
+  uint8_t* d = p.data;
+  uint8_t sender[16];
+  std::memcpy(sender, d + v.src_addr_offset(), v4 ? 4 : 16);
+  std::memmove(d + hdr + 8, d, quote);
+  std::memset(d, 0, hdr + 8);
+  uint8_t* icmp = d + hdr;
+  if (v4) {
+    d[0] = 0x45;
+    StoreBe16(d + 2, uint16_t(total));
+    d[8] = 64;  // TTL
+    d[9] = kProtoIcmp;
+    std::memcpy(d + 12, global, 4);
+    std::memcpy(d + 16, sender, 4);
+    StoreRaw16(d + 10, Checksum(d, 20));
+    icmp[0] = 3;   // Destination Unreachable
+    icmp[1] = 13;  // communication administratively prohibited
+    StoreRaw16(icmp + 2, Checksum(icmp, 8 + quote));
+  } else {
+    d[0] = 0x60;
+    StoreBe16(d + 4, uint16_t(8 + quote));
+    d[6] = kProtoIcmp6;
+    d[7] = 64;  // hop limit
+    std::memcpy(d + 8, global, 16);
+    std::memcpy(d + 24, sender, 16);
+    icmp[0] = 1;  // Destination Unreachable
+    icmp[1] = 1;  // communication with destination administratively prohibited
+    uint8_t pseudo_tail[8] = {0, 0, uint8_t((8 + quote) >> 8), uint8_t(8 + quote), 0, 0, 0, kProtoIcmp6};
+    StoreRaw16(icmp + 2, Checksum(icmp, 8 + quote, SumRaw(pseudo_tail, 8, SumRaw(d + 8, 32))));
+  }
+  p.len = total;
+  p.partial_checksum = false;
+  ++prohibited_sent_this_second_;
+  counters_.icmp_prohibited_sent.Add();
+  return true;
+}
+
+void Shard::Process(std::span<PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms) {
+  const size_t n = std::min(packets.size(), verdicts.size());
+  for (size_t i = 0; i < n; ++i) verdicts[i] = ProcessOne(packets[i], now_ms);
 }
 
 size_t Shard::Expire(int64_t now) {

@@ -32,12 +32,16 @@ inline constexpr uint8_t kStatusAddress[4] = {192, 0, 2, 2};
 struct PacketRef {
   uint8_t* data = nullptr;
   uint32_t len = 0;
+  // Bytes the buffer can hold; room for a reply built in place (0: none).
+  uint32_t capacity = 0;
   // The L4 checksum field holds only the pseudo-header sum, to be completed
   // by the device (TUN offload, VIRTIO_NET_HDR_F_NEEDS_CSUM).
   bool partial_checksum = false;
 };
 
-enum class Action : uint8_t { kForward, kDrop, kStatus };
+// kReply: the packet was refused and the buffer now holds natd's answer to
+// its sender (an ICMP "administratively prohibited"), PacketRef::len long.
+enum class Action : uint8_t { kForward, kDrop, kStatus, kReply };
 
 struct Verdict {
   Action action = Action::kDrop;
@@ -61,8 +65,14 @@ class Shard {
   Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, EventSink* events);
 
   // Translates packets in place; verdicts[i] tells what to do with packets[i].
-  void Process(std::span<const PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms);
-  Verdict ProcessOne(uint8_t* data, uint32_t len, int64_t now_ms, bool partial_checksum = false);
+  // A reply (kReply) replaces the packet in its buffer and updates its len.
+  void Process(std::span<PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms);
+  Verdict ProcessOne(PacketRef& packet, int64_t now_ms);
+  // For callers without spare room in the buffer (no reply is built).
+  Verdict ProcessOne(uint8_t* data, uint32_t len, int64_t now_ms, bool partial_checksum = false) {
+    PacketRef p{data, len, 0, partial_checksum};
+    return ProcessOne(p, now_ms);
+  }
 
   // Expires what is due at now_ms; returns sessions removed.
   size_t Expire(int64_t now_ms);
@@ -77,7 +87,14 @@ class Shard {
   FamilyTables<Ip6>* v6() { return v6_.get(); }
 
  private:
+  // Builds the "administratively prohibited" answer to a refused packet in
+  // its buffer, within the rate limit; false when it cannot or may not.
+  bool ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now_ms);
+
   const uint32_t index_;
+  const uint32_t prohibited_per_second_;
+  int64_t prohibited_second_ = -1;
+  uint32_t prohibited_sent_this_second_ = 0;
   Rng rng_;
   Counters counters_;
   EventSink* const events_;

@@ -45,7 +45,7 @@ TEST_P(DataplaneTest, TranslatesBothWaysAcrossWorkers) {
   NullEventSink sink;
   auto engine = Engine::Create(c, &sink);
   ASSERT_TRUE(engine.ok()) << engine.status();
-  EngineProcessor proc(engine->get(), 32);
+  EngineProcessor proc(engine->get(), 32, /*capacity=*/2048);  // the pool buffer size below
   tun::FakeIo q0, q1;
   tun::PipelineOptions o;
   o.pool_buffers = 256;

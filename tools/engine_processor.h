@@ -12,7 +12,8 @@ namespace natd {
 
 class EngineProcessor final : public tun::PacketProcessor {
  public:
-  EngineProcessor(Engine* engine, uint32_t batch) : engine_(engine) {
+  // `capacity`: bytes each packet buffer holds (room for replies built in place).
+  EngineProcessor(Engine* engine, uint32_t batch, uint32_t capacity) : engine_(engine), capacity_(capacity) {
     per_worker_.resize(engine->shards());
     for (auto& w : per_worker_) {
       w.refs.resize(batch);
@@ -27,7 +28,7 @@ class EngineProcessor final : public tun::PacketProcessor {
     PerWorker& pw = per_worker_[w];
     const size_t n = pkts.size();
     for (size_t i = 0; i < n; ++i) {
-      pw.refs[i] = PacketRef{pkts[i].data, pkts[i].len, (pkts[i].flags & tun::kPartialChecksum) != 0};
+      pw.refs[i] = PacketRef{pkts[i].data, pkts[i].len, capacity_, (pkts[i].flags & tun::kPartialChecksum) != 0};
     }
     engine_->shard(w).Process(std::span(pw.refs.data(), n), std::span(pw.verdicts.data(), n), now);
     for (size_t i = 0; i < n; ++i) {
@@ -37,6 +38,11 @@ class EngineProcessor final : public tun::PacketProcessor {
           break;
         case Action::kStatus:
           out[i] = tun::Disposition::kStatus;
+          break;
+        case Action::kReply:  // natd's answer, built in the buffer
+          pkts[i].len = pw.refs[i].len;
+          pkts[i].flags = tun::kRebuilt;
+          out[i] = tun::Disposition::kWrite;
           break;
         case Action::kDrop:
           out[i] = tun::Disposition::kDrop;
@@ -57,6 +63,7 @@ class EngineProcessor final : public tun::PacketProcessor {
     std::vector<Verdict> verdicts;
   };
   Engine* const engine_;
+  const uint32_t capacity_;
   std::vector<PerWorker> per_worker_;  // each touched only by its worker
 };
 

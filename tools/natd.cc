@@ -51,6 +51,9 @@ ABSL_FLAG(bool, udp_inbound_refresh, false, "inbound UDP refreshes a mapping too
 ABSL_FLAG(uint32_t, max_sessions, 1 << 18, "sessions per protocol and address family, over all workers");
 ABSL_FLAG(uint32_t, max_sessions_per_host, 0,
           "sessions one inside address may hold per protocol and family (0: no limit; RFC 6888 REQ-4)");
+ABSL_FLAG(uint32_t, icmp_prohibited_per_second, 100,
+          "answers (ICMP administratively prohibited) to inside hosts whose new flow natd refuses, per second "
+          "and worker (0: none)");
 ABSL_FLAG(uint32_t, mtu, 1500, "MTU of the TUN device");
 ABSL_FLAG(bool, offload, true,
           "TUN offloads (IFF_VNET_HDR: checksum, TCP and UDP segmentation) where the kernel supports them: "
@@ -124,6 +127,7 @@ EngineConfig ConfigFromFlags() {
   c.udp_inbound_refresh = absl::GetFlag(FLAGS_udp_inbound_refresh);
   c.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   c.max_sessions_per_host = absl::GetFlag(FLAGS_max_sessions_per_host);
+  c.icmp_prohibited_per_second = absl::GetFlag(FLAGS_icmp_prohibited_per_second);
   if (c.max_sessions < c.shards || c.max_sessions > (1u << 28)) {
     Fail("--max_sessions: must be between --workers and 2^28");
   }
@@ -195,7 +199,7 @@ int Main(int argc, char** argv) {
   }
   // Room for the largest packet the device hands over, rounded up to a cache line.
   popt.buffer_size = ((*device)->max_packet() + 63) / 64 * 64;
-  EngineProcessor processor(engine->get(), popt.batch);
+  EngineProcessor processor(engine->get(), popt.batch, popt.buffer_size);
   popt.on_status = [](const std::string& text) {
     std::fputs(("natd status\n" + text).c_str(), stdout);
     std::fflush(stdout);

@@ -18,6 +18,7 @@ inline constexpr uint32_t kHeadroom = 16;
 
 // PacketBuf::flags
 inline constexpr uint8_t kPartialChecksum = 0x01;  // L4 checksum left to the device
+inline constexpr uint8_t kRebuilt = 0x02;  // a new packet: the device header read with it no longer applies
 
 // A packet in a pooled buffer: `data` holds `capacity` bytes (after
 // kHeadroom bytes of headroom), of which the first `len` are the IP packet.

@@ -89,6 +89,8 @@ size_t TunQueue::WriteBatch(std::span<const PacketBuf> bufs) {
   size_t ok = 0;
   const uint32_t hdr = vnet_hdr_ ? kVnetHdrLen : 0;
   for (const PacketBuf& b : bufs) {
+    // A packet natd built in the buffer (a reply) is neither GSO nor partial.
+    if (vnet_hdr_ && (b.flags & kRebuilt)) std::memset(b.data - hdr, 0, hdr);
     ssize_t w;
     do {
       w = write(fd_, b.data - hdr, b.len + hdr);
