@@ -7,6 +7,9 @@ PACKAGES=(
   # build: Bazel 4.2.3 and the libraries natd links (see ../shared/BAZEL_OFFLINE.md)
   bazel-bootstrap bazel-rules-java g++ pkg-config
   libabsl-dev libconcurrentqueue-dev libgtest-dev libbenchmark-dev
+  # clang builds: fuzz targets (libFuzzer, ASan, UBSan) and --config=tsan;
+  # lld links them, llvm-14 has the symbolizer for sanitizer reports
+  clang-14 libclang-rt-14-dev lld-14 llvm-14
   # the namespace lab: end-to-end tests and the demo (../shared/NETLAB.md)
   iproute2 iputils-ping traceroute curl socat iperf3 tcpdump python3 python3-scapy procps
   # the lab benchmark: the kernel's NAT as baseline, and the plot

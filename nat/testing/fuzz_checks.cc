@@ -3,10 +3,13 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string_view>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "nat/behavior.h"
@@ -22,14 +25,14 @@ namespace natd::testing {
 namespace {
 
 // Returns the message from the enclosing function when `cond` is false.
-#define FUZZ_CHECK(cond, ...)                                                       \
-  do {                                                                             \
-    if (!(cond)) return absl::StrCat("check failed: " #cond " ", ##__VA_ARGS__); \
+#define FUZZ_CHECK(cond, ...)                                                                \
+  do {                                                                                       \
+    if (!(cond)) return absl::StrCat("check failed: " #cond " " __VA_OPT__(, ) __VA_ARGS__); \
   } while (0)
 // Returns the message of a nested check that failed.
-#define FUZZ_RETURN_IF_ERROR(expr)      \
-  do {                                  \
-    std::string fuzz_err_ = (expr);     \
+#define FUZZ_RETURN_IF_ERROR(expr)            \
+  do {                                        \
+    std::string fuzz_err_ = (expr);           \
     if (!fuzz_err_.empty()) return fuzz_err_; \
   } while (0)
 
@@ -45,6 +48,7 @@ uint16_t Fold16(uint32_t s) {
   while (s >> 16) s = (s & 0xffff) + (s >> 16);
   return uint16_t(s);
 }
+std::string Name(DropReason r) { return std::string(DropReasonName(r)); }
 uint16_t Be16At(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
 void PutBe16(uint8_t* p, uint16_t v) {
   p[0] = uint8_t(v >> 8);
@@ -169,12 +173,11 @@ std::string CheckView(const uint8_t* d, size_t n, const PacketView& v) {
 }
 
 bool SameView(const PacketView& a, const PacketView& b) {
-  return a.len == b.len && a.family == b.family && a.proto == b.proto && a.kind == b.kind &&
-         a.fragment == b.fragment && a.tcp_flags == b.tcp_flags && a.icmp_type == b.icmp_type &&
-         a.icmp_code == b.icmp_code && a.l4 == b.l4 && a.src_port == b.src_port && a.dst_port == b.dst_port &&
-         a.quote.l3 == b.quote.l3 && a.quote.l4 == b.quote.l4 && a.quote.end == b.quote.end &&
-         a.quote.proto == b.quote.proto && a.quote.kind == b.quote.kind && a.quote.src_port == b.quote.src_port &&
-         a.quote.dst_port == b.quote.dst_port;
+  return a.len == b.len && a.family == b.family && a.proto == b.proto && a.kind == b.kind && a.fragment == b.fragment &&
+         a.tcp_flags == b.tcp_flags && a.icmp_type == b.icmp_type && a.icmp_code == b.icmp_code && a.l4 == b.l4 &&
+         a.src_port == b.src_port && a.dst_port == b.dst_port && a.quote.l3 == b.quote.l3 && a.quote.l4 == b.quote.l4 &&
+         a.quote.end == b.quote.end && a.quote.proto == b.quote.proto && a.quote.kind == b.quote.kind &&
+         a.quote.src_port == b.quote.src_port && a.quote.dst_port == b.quote.dst_port;
 }
 
 // ---------------------------------------------------------------------------
@@ -189,8 +192,8 @@ class CountingSink final : public EventSink {
   }
   void MappingRemoved(const MappingEvent&, RemoveReason) override { ++removed; }
   void MappingRefused(const MappingEvent&, DropReason why) override {
-    if (why != DropReason::kNoPort && why != DropReason::kTableFull) {
-      bad = absl::StrCat("MappingRefused with ", DropReasonName(why));
+    if (why != DropReason::kNoPort && why != DropReason::kTableFull && why != DropReason::kHostQuota) {
+      bad = absl::StrCat("MappingRefused with ", Name(why));
     }
   }
   void PacketDropped(DropReason, const uint8_t*, size_t) override { ++dropped; }
@@ -230,6 +233,98 @@ struct Flow {
 
 constexpr uint16_t kPortSetChoice = 0x03;
 
+// One live session as the tables hold it, addresses as raw bytes.
+struct LiveSession {
+  uint8_t inside[16];
+  uint8_t remote[16];
+  uint16_t inside_port, external_port, remote_port;
+};
+
+template <typename Addr>
+void CollectSessions(const MappingTable<Addr>& t, std::vector<LiveSession>* out) {
+  t.ForEachSession([&](const auto& m, const auto& s) {
+    LiveSession l{};
+    m.inside.Store(l.inside);
+    s.remote.Store(l.remote);
+    l.inside_port = m.inside_port;
+    l.external_port = m.external_port;
+    l.remote_port = s.remote_port;
+    out->push_back(l);
+  });
+}
+
+// The sessions of the table that translates `kind` (TCP, UDP or echo).
+std::vector<LiveSession> SessionsOf(Shard& shard, uint8_t family, L4Kind kind) {
+  std::vector<LiveSession> out;
+  if (family == 4 && shard.v4()) CollectSessions(shard.v4()->For(kind), &out);
+  if (family == 6 && shard.v6()) CollectSessions(shard.v6()->For(kind), &out);
+  return out;
+}
+
+// What a packet's table lookup is about; null fields match anything.
+struct SessionQuery {
+  const uint8_t* inside = nullptr;
+  const uint8_t* remote = nullptr;
+  const uint16_t* inside_port = nullptr;
+  const uint16_t* external_port = nullptr;
+  const uint16_t* remote_port = nullptr;
+};
+
+bool AnySession(const std::vector<LiveSession>& sessions, size_t alen, const SessionQuery& q) {
+  for (const LiveSession& l : sessions) {
+    if ((!q.inside || std::memcmp(l.inside, q.inside, alen) == 0) &&
+        (!q.remote || std::memcmp(l.remote, q.remote, alen) == 0) &&
+        (!q.inside_port || l.inside_port == *q.inside_port) &&
+        (!q.external_port || l.external_port == *q.external_port) &&
+        (!q.remote_port || l.remote_port == *q.remote_port)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+const Behavior& BehaviorOf(const EngineConfig& c, L4Kind kind) {
+  return kind == L4Kind::kTcp ? c.tcp : kind == L4Kind::kUdp ? c.udp : c.icmp;
+}
+
+// The tables' own consistency: outside keys (what inbound lookups use) and
+// inside keys are unique, an exclusive external port belongs to one inside
+// endpoint (a port shared per remote address: per remote address), and every
+// external port is in the shard's slice.
+std::string CheckTable(std::vector<LiveSession> v, size_t alen, PortSharing sharing, const PortPlan& plan,
+                       uint32_t shard) {
+  for (const LiveSession& l : v) {
+    FUZZ_CHECK(plan.OwnerOf(l.external_port) == shard, "external port ", l.external_port, " of shard ", shard);
+  }
+  auto by = [&](auto key) {
+    std::sort(v.begin(), v.end(), [&](const LiveSession& a, const LiveSession& b) { return key(a) < key(b); });
+  };
+  using Key = std::tuple<std::string, std::string, uint32_t, uint32_t>;
+  auto bytes = [&](const uint8_t* p) { return std::string(reinterpret_cast<const char*>(p), alen); };
+  // Outside key (remote, external port, remote port): unique.
+  auto outside = [&](const LiveSession& l) { return Key{bytes(l.remote), "", l.external_port, l.remote_port}; };
+  by(outside);
+  for (size_t i = 1; i < v.size(); ++i) FUZZ_CHECK(outside(v[i - 1]) != outside(v[i]), "two sessions, one outside key");
+  // Inside key (inside, remote, inside port, remote port): unique.
+  auto inside = [&](const LiveSession& l) {
+    return Key{bytes(l.inside), bytes(l.remote), l.inside_port, l.remote_port};
+  };
+  by(inside);
+  for (size_t i = 1; i < v.size(); ++i) FUZZ_CHECK(inside(v[i - 1]) != inside(v[i]), "two sessions, one inside key");
+  if (sharing == PortSharing::kPerRemoteEndpoint) return "";
+  // Exclusive: one inside endpoint per external port; per remote address:
+  // one per external port and remote address.
+  const bool per_addr = sharing == PortSharing::kPerRemoteAddress;
+  auto port = [&](const LiveSession& l) { return Key{per_addr ? bytes(l.remote) : "", "", l.external_port, 0}; };
+  by(port);
+  for (size_t i = 1; i < v.size(); ++i) {
+    if (port(v[i - 1]) != port(v[i])) continue;
+    FUZZ_CHECK(std::memcmp(v[i - 1].inside, v[i].inside, alen) == 0 && v[i - 1].inside_port == v[i].inside_port,
+               "external port ", v[i].external_port, " given to two inside endpoints");
+  }
+  return "";
+}
+
 class TranslateRun {
  public:
   std::string Run(const uint8_t* data, size_t size);
@@ -237,6 +332,10 @@ class TranslateRun {
  private:
   std::string Step(uint8_t op, const uint8_t* pkt, size_t len);
   std::string CheckBalance(const char* when);
+  std::string CheckAnswer(const uint8_t* d, uint32_t len, const std::vector<uint8_t>& before, const PacketView& vb,
+                          uint32_t shard);
+  std::string CheckAgainstTable(Shard& shard, const uint8_t* after, const uint8_t* before, const PacketView& vb,
+                                const PacketView& va, bool inbound, const std::vector<LiveSession>& sessions_before);
   void Patch(uint8_t op, uint8_t* d, size_t n);
   const Flow* PickFlow(uint8_t family, bool older) const;
 
@@ -246,6 +345,9 @@ class TranslateRun {
   std::deque<Flow> flows_;
   int64_t now_ = 1'000'000;
   size_t index_ = 0;
+  uint8_t room_ = 0;  // byte 2, bits 4-5
+  // Answers built per shard in the current second: {second, count}.
+  std::vector<std::pair<int64_t, uint32_t>> answers_;
 };
 
 const Flow* TranslateRun::PickFlow(uint8_t family, bool older) const {
@@ -297,19 +399,30 @@ void TranslateRun::Patch(uint8_t op, uint8_t* d, size_t n) {
       std::memcpy(d + src, remote, alen);
       std::memcpy(d + dst, lab.global, alen);
       break;
-    case In::kInboundError:
-      std::memcpy(d + src, other_inside ? remote : lab.router, alen);
-      std::memcpy(d + dst, lab.global, alen);
+    case In::kError:
+      if (other_inside) {  // outbound: an inside host's error
+        std::memcpy(d + src, flow ? flow->inside : lab.inside[0], alen);
+        std::memcpy(d + dst, remote, alen);
+      } else {
+        std::memcpy(d + src, lab.router, alen);
+        std::memcpy(d + dst, lab.global, alen);
+      }
       break;
     default:
       break;
   }
   PacketView v;
   if (ParsePacket(d, n, &v) != DropReason::kNone) return;
-  if (mode == In::kInboundError && v.kind == L4Kind::kError) {
-    std::memcpy(d + v.quote.l3 + src, lab.global, alen);
-    std::memcpy(d + v.quote.l3 + dst, remote, alen);
-    if (flow) SetPorts(d + v.quote.l4, v.quote.kind, flow->external_port, flow->remote_port);
+  if (mode == In::kError && v.kind == L4Kind::kError) {
+    if (other_inside) {  // quotes what the inside host received
+      std::memcpy(d + v.quote.l3 + src, remote, alen);
+      std::memcpy(d + v.quote.l3 + dst, flow ? flow->inside : lab.inside[0], alen);
+      if (flow) SetPorts(d + v.quote.l4, v.quote.kind, flow->remote_port, flow->inside_port);
+    } else {  // quotes what natd sent out
+      std::memcpy(d + v.quote.l3 + src, lab.global, alen);
+      std::memcpy(d + v.quote.l3 + dst, remote, alen);
+      if (flow) SetPorts(d + v.quote.l4, v.quote.kind, flow->external_port, flow->remote_port);
+    }
   } else if (flow && !v.fragment && v.kind != L4Kind::kNone && v.kind != L4Kind::kError) {
     if (mode == In::kOutbound) SetPorts(d + v.l4, v.kind, flow->inside_port, flow->remote_port);
     if (mode == In::kInbound) {
@@ -334,6 +447,18 @@ std::string TranslateRun::CheckBalance(const char* when) {
         mappings += table->mapping_count();
         FUZZ_CHECK(table->mapping_count() <= table->session_count(), "every mapping has a session");
         FUZZ_CHECK(table->session_count() <= table->config().capacity);
+        // Expiry has removed every session that was due, and none is due
+        // later than its longest timeout.
+        const int64_t longest = std::max(table->config().timeout_ms, table->config().established_timeout_ms);
+        int64_t earliest = INT64_MAX, latest = INT64_MIN;
+        table->ForEachSession([&](const auto&, const auto& ss) {
+          earliest = std::min(earliest, ss.expires_ms);
+          latest = std::max(latest, ss.expires_ms);
+        });
+        if (table->session_count()) {
+          FUZZ_CHECK(earliest > now_ && latest <= now_ + longest, when, ": sessions expire in ", earliest - now_, "..",
+                     latest - now_, " ms, timeout ", longest);
+        }
       }
       return std::string();
     };
@@ -356,9 +481,139 @@ std::string TranslateRun::CheckBalance(const char* when) {
   return "";
 }
 
+// A forwarded packet against the table it was looked up in: the rewrite is
+// the session the table holds (after), and an inbound packet passed the
+// preset's filtering (RFC 4787 §5) given the sessions there were before.
+std::string TranslateRun::CheckAgainstTable(Shard& shard, const uint8_t* after, const uint8_t* before,
+                                            const PacketView& vb, const PacketView& va, bool inbound,
+                                            const std::vector<LiveSession>& sessions_before) {
+  const size_t alen = vb.family == 4 ? 4 : 16;
+  const L4Kind kind = vb.kind == L4Kind::kError ? vb.quote.kind : vb.kind;
+  const std::vector<LiveSession> sessions_after = SessionsOf(shard, vb.family, kind);
+  auto rport = [&](uint16_t port) { return kind == L4Kind::kEcho ? uint16_t(0) : port; };
+  if (vb.kind == L4Kind::kError) {
+    // Matched by the quoted session, which it neither creates nor removes.
+    FUZZ_CHECK(sessions_after.size() == sessions_before.size(), "an ICMP error changes no session");
+    const uint8_t* qb = before + vb.quote.l3;
+    const uint8_t* qa = after + va.quote.l3;
+    SessionQuery q;
+    uint16_t inside_port, external_port, remote_port;
+    if (inbound) {  // quotes global:e -> remote:r; becomes inside:x -> remote:r
+      q.inside = qa + va.src_addr_offset();
+      inside_port = va.quote.src_port;
+      external_port = vb.quote.src_port;
+      q.remote = qb + vb.dst_addr_offset();
+      remote_port = rport(vb.quote.dst_port);
+    } else {  // quotes remote:r -> inside:x; becomes remote:r -> global:e
+      q.inside = qb + vb.dst_addr_offset();
+      inside_port = vb.quote.dst_port;
+      external_port = va.quote.dst_port;
+      q.remote = qb + vb.src_addr_offset();
+      remote_port = rport(vb.quote.src_port);
+    }
+    q.inside_port = &inside_port;
+    q.external_port = &external_port;
+    q.remote_port = &remote_port;
+    FUZZ_CHECK(AnySession(sessions_before, alen, q), "an ICMP error is translated by the session it quotes");
+    return "";
+  }
+  SessionQuery q;
+  uint16_t inside_port, external_port, remote_port;
+  if (inbound) {  // remote:r -> global:e becomes remote:r -> inside:x
+    q.inside = after + va.dst_addr_offset();
+    inside_port = va.dst_port;
+    external_port = vb.dst_port;
+    q.remote = before + vb.src_addr_offset();
+    remote_port = rport(vb.src_port);
+  } else {  // inside:x -> remote:r becomes global:e -> remote:r
+    q.inside = before + vb.src_addr_offset();
+    inside_port = vb.src_port;
+    external_port = va.src_port;
+    q.remote = before + vb.dst_addr_offset();
+    remote_port = rport(vb.dst_port);
+  }
+  q.inside_port = &inside_port;
+  q.external_port = &external_port;
+  q.remote_port = &remote_port;
+  FUZZ_CHECK(AnySession(sessions_after, alen, q), "the rewrite is a session of the table");
+  if (!inbound) return "";
+  // Filtering: what had to exist before for the packet to be let in.
+  SessionQuery exact;  // this remote endpoint's session on the port
+  exact.remote = q.remote;
+  exact.external_port = &external_port;
+  exact.remote_port = &remote_port;
+  if (AnySession(sessions_before, alen, exact)) return "";
+  SessionQuery same_addr;  // any session of this remote address on the port
+  same_addr.remote = q.remote;
+  same_addr.external_port = &external_port;
+  SessionQuery any;  // any session on the port
+  any.external_port = &external_port;
+  const Behavior& b = BehaviorOf(engine_->config(), kind);
+  FUZZ_CHECK(b.filtering != Dependence::kAddressPortDependent, "APDF lets in only remote endpoints sent to");
+  FUZZ_CHECK(b.filtering != Dependence::kAddressDependent || AnySession(sessions_before, alen, same_addr),
+             "ADF lets in only remote addresses sent to");
+  FUZZ_CHECK(AnySession(sessions_before, alen, any), "inbound needs a mapping");
+  FUZZ_CHECK(kind != L4Kind::kTcp || ((vb.tcp_flags & kTcpSyn) && !(vb.tcp_flags & kTcpRst)),
+             "a new inbound TCP session starts with a SYN");
+  return "";
+}
+
+// An answer to a refused packet, built in its buffer: an ICMP Destination
+// Unreachable "administratively prohibited" from the global address to the
+// packet's sender, quoting the packet's start, with valid checksums, only for
+// outbound packets and within the per-second limit.
+std::string TranslateRun::CheckAnswer(const uint8_t* d, uint32_t len, const std::vector<uint8_t>& before,
+                                      const PacketView& vb, uint32_t shard) {
+  const EngineConfig& c = engine_->config();
+  static constexpr uint32_t kRoom[] = {0, 0, 600, 1300};
+  FUZZ_CHECK(room_ != 0 && len <= before.size() + kRoom[room_], "the answer fits the buffer: ", len);
+  FUZZ_CHECK(vb.family == 4 || vb.family == 6, "only a parsed packet is answered");
+  const bool v4 = vb.family == 4;
+  const Lab& lab = v4 ? lab4_ : lab6_;
+  const size_t alen = lab.alen;
+  FUZZ_CHECK(std::memcmp(before.data() + vb.dst_addr_offset(), lab.global, alen) != 0,
+             "only outbound packets are answered");
+  const uint32_t hdr = v4 ? 20 : 40;
+  FUZZ_CHECK(len >= hdr + 8);
+  const uint32_t quote = len - hdr - 8;
+  FUZZ_CHECK(quote == std::min<uint32_t>(uint32_t(before.size()), (v4 ? 576 : 1280) - hdr - 8), "quote of ", quote,
+             " bytes");
+  FUZZ_CHECK(std::memcmp(d + hdr + 8, before.data(), quote) == 0, "the quote is the refused packet's start");
+  FUZZ_CHECK((d[0] >> 4) == vb.family);
+  const uint8_t* src = d + (v4 ? 12 : 8);
+  const uint8_t* dst = d + (v4 ? 16 : 24);
+  FUZZ_CHECK(std::memcmp(src, lab.global, alen) == 0, "answered from the global address");
+  FUZZ_CHECK(std::memcmp(dst, before.data() + vb.src_addr_offset(), alen) == 0, "answered to the sender");
+  const uint8_t* icmp = d + hdr;
+  uint32_t pseudo = 0;
+  if (v4) {
+    FUZZ_CHECK(d[0] == 0x45 && Be16At(d + 2) == len && d[9] == kProtoIcmp && Ip4HeaderValid(d));
+    FUZZ_CHECK(icmp[0] == 3 && icmp[1] == 13, "v4 type/code ", int(icmp[0]), "/", int(icmp[1]));
+  } else {
+    FUZZ_CHECK(Be16At(d + 4) == len - 40 && d[6] == kProtoIcmp6);
+    FUZZ_CHECK(icmp[0] == 1 && icmp[1] == 1, "v6 type/code ", int(icmp[0]), "/", int(icmp[1]));
+    pseudo = Sum16(src, 32) + kProtoIcmp6 + (len - 40);
+  }
+  FUZZ_CHECK(Fold16(Sum16(icmp, len - hdr, pseudo)) == 0xffff, "ICMP checksum of the answer");
+  // At most icmp_prohibited_per_second answers per shard per second.
+  if (answers_.size() < engine_->shards()) answers_.resize(engine_->shards(), {-1, 0});
+  auto& [second, count] = answers_[shard];
+  if (second != now_ / 1000) {
+    second = now_ / 1000;
+    count = 0;
+  }
+  ++count;
+  FUZZ_CHECK(count <= c.icmp_prohibited_per_second, count, " answers in a second, limit ",
+             c.icmp_prohibited_per_second);
+  return "";
+}
+
 std::string TranslateRun::Step(uint8_t op, const uint8_t* pkt, size_t len) {
-  // The packet in a heap buffer of exactly its length, so ASan sees overreads.
-  std::unique_ptr<uint8_t[]> buf(new uint8_t[len ? len : 1]);
+  // The packet in a heap buffer of exactly its capacity (its length unless
+  // the input gives room for an answer), so ASan sees any access beyond.
+  static constexpr uint32_t kRoom[] = {0, 0, 600, 1300};
+  const uint32_t capacity = room_ == 0 ? 0 : uint32_t(len) + kRoom[room_];
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[std::max<size_t>({len, capacity, 1})]);
   if (len) std::memcpy(buf.get(), pkt, len);
   uint8_t* d = buf.get();
   Patch(op, d, len);
@@ -370,35 +625,55 @@ std::string TranslateRun::Step(uint8_t op, const uint8_t* pkt, size_t len) {
   const bool ok = parsed == DropReason::kNone;
   const bool port_based = ok && !vb.fragment && vb.kind != L4Kind::kNone;
   const bool valid_before = port_based && !offload && ChecksumsValid(d, vb);
-  const bool offload_valid_before = port_based && offload && (vb.kind == L4Kind::kTcp || vb.kind == L4Kind::kUdp) &&
-                                    OffloadSumValid(d, vb);
-  const bool quote_ip_valid_before = port_based && vb.kind == L4Kind::kError && vb.family == 4 &&
-                                     Ip4HeaderValid(d + vb.quote.l3);
+  const bool offload_valid_before =
+      port_based && offload && (vb.kind == L4Kind::kTcp || vb.kind == L4Kind::kUdp) && OffloadSumValid(d, vb);
+  const bool quote_ip_valid_before =
+      port_based && vb.kind == L4Kind::kError && vb.family == 4 && Ip4HeaderValid(d + vb.quote.l3);
   const Lab& lab = ok && vb.family == 6 ? lab6_ : lab4_;
   const bool to_global = ok && std::memcmp(d + vb.dst_addr_offset(), lab.global, lab.alen) == 0;
 
   const uint32_t si = engine_->ShardOf(d, len);
   FUZZ_CHECK(si < engine_->shards(), si);
   Shard& shard = engine_->shard(si);
+  // The table this packet is looked up in, before.
+  const L4Kind table_kind = port_based ? (vb.kind == L4Kind::kError ? vb.quote.kind : vb.kind) : L4Kind::kNone;
+  const std::vector<LiveSession> sessions_before =
+      port_based ? SessionsOf(shard, vb.family, table_kind) : std::vector<LiveSession>();
   const Counters& c = shard.counters();
   std::vector<uint64_t> drops_before(kNumDropReasons);
   for (size_t r = 0; r < kNumDropReasons; ++r) drops_before[r] = c.drops[r].value();
   const uint64_t status_before = c.status_requests.value();
+  const uint64_t sent_before = c.icmp_prohibited_sent.value();
+  const uint64_t suppressed_before = c.icmp_prohibited_suppressed.value();
 
-  const Verdict verdict = shard.ProcessOne(d, uint32_t(len), now_, offload);
+  // A batch of one, through the worker's entry point.
+  PacketRef ref;
+  ref.data = d;
+  ref.len = uint32_t(len);
+  ref.capacity = capacity;
+  ref.partial_checksum = offload;
+  Verdict verdict;
+  shard.Process(std::span<PacketRef>(&ref, 1), std::span<Verdict>(&verdict, 1), now_);
 
-  FUZZ_CHECK((verdict.action == Action::kDrop) == (verdict.reason != DropReason::kNone),
-             int(verdict.action), " ", DropReasonName(verdict.reason));
+  // An answer is a refusal too: dropped, counted, reported.
+  const bool refused = verdict.action == Action::kDrop || verdict.action == Action::kReply;
+  FUZZ_CHECK(refused == (verdict.reason != DropReason::kNone), int(verdict.action), " ", Name(verdict.reason));
   for (size_t r = 0; r < kNumDropReasons; ++r) {
-    const uint64_t want = drops_before[r] + (verdict.action == Action::kDrop && size_t(verdict.reason) == r ? 1 : 0);
-    FUZZ_CHECK(c.drops[r].value() == want, "drop counter ", DropReasonName(DropReason(r)));
+    const uint64_t want = drops_before[r] + (refused && size_t(verdict.reason) == r ? 1 : 0);
+    FUZZ_CHECK(c.drops[r].value() == want, "drop counter ", Name(DropReason(r)));
   }
-  if (verdict.action != Action::kForward) {
-    FUZZ_CHECK(std::memcmp(d, before.data(), len) == 0, "a ", verdict.action == Action::kDrop ? "dropped" : "status",
-               " packet is left as it was (", DropReasonName(verdict.reason), ")");
+  FUZZ_CHECK(c.icmp_prohibited_sent.value() == sent_before + (verdict.action == Action::kReply ? 1 : 0));
+  FUZZ_CHECK(c.icmp_prohibited_suppressed.value() <= suppressed_before + 1);
+  FUZZ_CHECK(verdict.action == Action::kReply || ref.len == len, "only an answer changes the length");
+  if (verdict.action == Action::kReply) {
+    FUZZ_RETURN_IF_ERROR(CheckAnswer(d, ref.len, before, vb, si));
+  } else if (verdict.action != Action::kForward) {
+    FUZZ_CHECK(len == 0 || std::memcmp(d, before.data(), len) == 0, "a ",
+               verdict.action == Action::kDrop ? "dropped" : "status", " packet is left as it was (",
+               Name(verdict.reason), ")");
   }
   if (verdict.action == Action::kDrop && IsMalformed(verdict.reason)) {
-    FUZZ_CHECK(!ok, "a packet that parses is not malformed: ", DropReasonName(verdict.reason));
+    FUZZ_CHECK(!ok, "a packet that parses is not malformed: ", Name(verdict.reason));
   }
   if (verdict.action == Action::kStatus) {
     FUZZ_CHECK(c.status_requests.value() == status_before + 1);
@@ -411,7 +686,7 @@ std::string TranslateRun::Step(uint8_t op, const uint8_t* pkt, size_t len) {
     FUZZ_CHECK(port_based, "only a parsed, port-based packet is forwarded");
     PacketView va;
     const DropReason after = ParsePacket(d, len, &va);
-    FUZZ_CHECK(after == DropReason::kNone, "forwarded packet parses: ", DropReasonName(after));
+    FUZZ_CHECK(after == DropReason::kNone, "forwarded packet parses: ", Name(after));
     FUZZ_RETURN_IF_ERROR(CheckView(d, len, va));
     FUZZ_CHECK(va.family == vb.family && va.len == vb.len && va.kind == vb.kind && va.l4 == vb.l4 &&
                    va.proto == vb.proto && va.quote.l3 == vb.quote.l3 && va.quote.l4 == vb.quote.l4 &&
@@ -424,8 +699,15 @@ std::string TranslateRun::Step(uint8_t op, const uint8_t* pkt, size_t len) {
                "bytes past the IP length untouched");
     const size_t alen = lab.alen;
     const uint8_t* global = lab.global;
-    if (!to_global) {
-      FUZZ_CHECK(va.kind != L4Kind::kError, "outbound errors are not translated");
+    if (!to_global && va.kind == L4Kind::kError) {
+      FUZZ_CHECK(std::memcmp(d + va.src_addr_offset(), global, alen) == 0, "an inside error leaves from global");
+      FUZZ_CHECK(std::memcmp(d + va.dst_addr_offset(), before.data() + vb.dst_addr_offset(), alen) == 0);
+      FUZZ_CHECK(std::memcmp(d + va.quote.l3 + va.dst_addr_offset(), global, alen) == 0,
+                 "the quoted destination becomes global");
+      FUZZ_CHECK(engine_->plan().OwnerOf(va.quote.dst_port) == si, "quoted external port ", va.quote.dst_port,
+                 " owned by shard ", si);
+      FUZZ_CHECK(va.quote.src_port == vb.quote.src_port || va.quote.kind == L4Kind::kEcho);
+    } else if (!to_global) {
       FUZZ_CHECK(std::memcmp(d + va.src_addr_offset(), global, alen) == 0, "outbound source becomes global");
       FUZZ_CHECK(std::memcmp(d + va.dst_addr_offset(), before.data() + vb.dst_addr_offset(), alen) == 0);
       FUZZ_CHECK(va.dst_port == vb.dst_port || va.kind == L4Kind::kEcho);
@@ -451,23 +733,36 @@ std::string TranslateRun::Step(uint8_t op, const uint8_t* pkt, size_t len) {
         FUZZ_CHECK(va.src_port == vb.src_port || va.kind == L4Kind::kEcho);
       }
     }
+    FUZZ_RETURN_IF_ERROR(CheckAgainstTable(shard, d, before.data(), vb, va, to_global, sessions_before));
+  }
+  if (port_based) {
+    const Behavior& b = BehaviorOf(engine_->config(), table_kind);
+    FUZZ_RETURN_IF_ERROR(
+        CheckTable(SessionsOf(shard, vb.family, table_kind), lab.alen, b.sharing, engine_->plan(), si));
   }
   return CheckBalance("after packet");
 }
 
 std::string TranslateRun::Run(const uint8_t* data, size_t size) {
-  if (size < 2) return "";
+  if (size < 3) return "";
   const auto presets = AllPresets();
-  EngineConfig c;
+  // Configs and port sets are built once: each walks thousands of ports,
+  // which would dominate a run under coverage instrumentation.
+  static const EngineConfig* const kBase = new EngineConfig();
+  static const std::vector<PortSet>* const kPortSets = [] {
+    auto* sets = new std::vector<PortSet>;
+    for (const char* spec : {"1024-1031", "40000-40063", "v6plus:0xc4", "1024-65535"}) {
+      sets->push_back(*PortSet::Parse(spec));
+    }
+    return sets;
+  }();
+  EngineConfig c = *kBase;
   const uint8_t b0 = data[0], b1 = data[1];
   c.tcp = c.udp = c.icmp = presets[b0 % presets.size()];
   c.shards = 1 + (b0 / 9) % 3;
   static constexpr uint32_t kProbes[] = {32, 1, 4, 32};
   c.port_probes = kProbes[(b0 / 27) % 4];
-  static constexpr const char* kPorts[] = {"1024-1031", "40000-40063", "v6plus:0xc4", "1024-65535"};
-  auto ports = PortSet::Parse(kPorts[b1 & kPortSetChoice]);
-  FUZZ_CHECK(ports.ok());
-  c.ports = *ports;
+  c.ports = (*kPortSets)[b1 & kPortSetChoice];
   static constexpr uint32_t kSessions[] = {4, 16, 64, 1024};
   c.max_sessions = kSessions[(b1 >> 2) & 3];
   c.udp_inbound_refresh = b1 & 0x10;
@@ -480,12 +775,18 @@ std::string TranslateRun::Run(const uint8_t* data, size_t size) {
   const uint8_t families = b1 >> 6;
   if (families != 2) c.global4 = Ip4::Load(lab4_.global);
   if (families != 1) c.global6 = Ip6::Load(lab6_.global);
+  const uint8_t b2 = data[2];
+  static constexpr uint32_t kPerHost[] = {0, 1, 4, 0};
+  c.max_sessions_per_host = kPerHost[b2 & 3];
+  static constexpr uint32_t kProhibited[] = {100, 0, 1, 100};
+  c.icmp_prohibited_per_second = kProhibited[(b2 >> 2) & 3];
+  room_ = (b2 >> 4) & 3;
   c.seed = 0x5eed + b0;
   auto engine = Engine::Create(c, &sink_);
   FUZZ_CHECK(engine.ok(), engine.status().ToString());
   engine_ = *std::move(engine);
 
-  size_t pos = 2;
+  size_t pos = 3;
   while (size - pos >= 4) {
     const uint8_t op = data[pos], dt = data[pos + 1];
     const size_t len = std::min<size_t>(size_t(data[pos + 2]) << 8 | data[pos + 3], size - pos - 4);
@@ -574,9 +875,10 @@ std::string CheckPortSet(const uint8_t* data, size_t size) {
   return "";
 }
 
-TranslateInput::TranslateInput(uint8_t preset, uint8_t shards, uint8_t options) {
+TranslateInput::TranslateInput(uint8_t preset, uint8_t shards, uint8_t options, uint8_t limits) {
   bytes.push_back(uint8_t(preset % 9 + 9 * ((shards - 1) % 3)));
   bytes.push_back(options);
+  bytes.push_back(limits);
 }
 
 TranslateInput& TranslateInput::Add(const std::vector<uint8_t>& packet, uint8_t op, uint8_t dt) {

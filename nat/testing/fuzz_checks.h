@@ -19,16 +19,23 @@
 //            bit 4    UDP inbound refresh
 //            bit 5    short timeouts (TCP 2 s / 10 s, ICMP 1 s, UDP 2 min)
 //            bits 6-7 families: both | IPv4 only | IPv6 only | both
+//   byte 2   bits 0-1 sessions per inside host: any | 1 | 4 | any
+//            bits 2-3 "administratively prohibited" answers per second and
+//                     shard: 100 | 0 | 1 | 100
+//            bits 4-5 buffer capacity (room for an answer built in place):
+//                     none | the packet's length | + 600 | + 1300 bytes
 //   then records until the input ends:
 //            op, dt, len_hi, len_lo, len bytes (cut short at the input's end)
 //     dt     time advance before the packet, (dt & 63) << 6 * (dt >> 6) ms
 //            (up to 63 ms, 4 s, 4.3 min, 4.6 h), then every shard expires
 //            what is due; 0xff flushes every shard instead.
 //     op     bits 0-1 addresses: 0 as given; 1 outbound (inside -> remote);
-//                     2 inbound (remote -> global); 3 ICMP error (router ->
-//                     global, quoting global -> remote)
+//                     2 inbound (remote -> global); 3 ICMP error: inbound
+//                     (router -> global, quoting global -> remote) or, with
+//                     bit 2, outbound (inside -> remote, quoting remote ->
+//                     inside, RFC 5508 §4.2)
 //            bit 2    the other inside host (inbound: the remote port + 1;
-//                     error: sent by the remote instead of the router)
+//                     error: outbound)
 //            bit 3    the other remote host
 //            bit 4    ports from a flow natd translated earlier, so that
 //                     replies and errors hit live sessions whatever port the
@@ -53,9 +60,14 @@ namespace natd::testing {
 std::string CheckPacketView(const uint8_t* data, size_t size);
 
 // A whole engine fed a sequence of packets (format above); after each one:
-// verdicts and counters agree, dropped packets are untouched, forwarded ones
-// still parse with their checksums still valid, external ports belong to the
-// shard, and sessions_inserted - sessions_removed == live sessions.
+// verdicts, counters and events agree; dropped packets are untouched;
+// an answer built in place (a refused outbound packet) is a well-formed
+// ICMP "administratively prohibited" to its sender, within the rate limit;
+// forwarded ones still parse, with their checksums still valid, and are
+// rewritten as a session of the table says; an inbound packet passed the
+// preset's filtering (RFC 4787) given the sessions there were before; the
+// tables' keys stay unique and their external ports in the shard's slice;
+// sessions_inserted - sessions_removed == live sessions.
 std::string CheckTranslate(const uint8_t* data, size_t size);
 
 // PortSet::Parse on arbitrary text; a parsed set is ascending and unique, and
@@ -68,7 +80,7 @@ struct TranslateInput {
     kAsGiven = 0,
     kOutbound = 1,
     kInbound = 2,
-    kInboundError = 3,
+    kError = 3,
     kOtherInside = 1 << 2,
     kOtherRemote = 1 << 3,
     kFromFlow = 1 << 4,
@@ -78,8 +90,9 @@ struct TranslateInput {
   };
   static constexpr uint8_t kFlush = 0xff;  // as dt
 
-  // preset: index into AllPresets(); shards 1..3; options: byte 1 above.
-  TranslateInput(uint8_t preset, uint8_t shards, uint8_t options);
+  // preset: index into AllPresets(); shards 1..3; options, limits: bytes 1
+  // and 2 above.
+  TranslateInput(uint8_t preset, uint8_t shards, uint8_t options, uint8_t limits = 0);
   TranslateInput& Add(const std::vector<uint8_t>& packet, uint8_t op = kAsGiven, uint8_t dt = 0);
   std::vector<uint8_t> bytes;
 };
