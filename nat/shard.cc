@@ -214,7 +214,8 @@ bool Shard::ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now) {
   // RFC 1812 §4.3.2.3 / RFC 4443 §2.4(c): quote as much as fits in 576 bytes
   // (IPv4) or the IPv6 minimum MTU.
   const uint32_t hdr = v4 ? 20 : 40;
-  const uint32_t quote = std::min(p.len, (v4 ? 576u : 1280u) - hdr - 8);
+  // The packet itself (its IP length), not bytes that trail it in the buffer.
+  const uint32_t quote = std::min(v.len, (v4 ? 576u : 1280u) - hdr - 8);
   const uint32_t total = hdr + 8 + quote;
   if (total > p.capacity) return false;
   uint8_t* d = p.data;

@@ -576,8 +576,8 @@ std::string TranslateRun::CheckAnswer(const uint8_t* d, uint32_t len, const std:
   const uint32_t hdr = v4 ? 20 : 40;
   FUZZ_CHECK(len >= hdr + 8);
   const uint32_t quote = len - hdr - 8;
-  FUZZ_CHECK(quote == std::min<uint32_t>(uint32_t(before.size()), (v4 ? 576 : 1280) - hdr - 8), "quote of ", quote,
-             " bytes");
+  FUZZ_CHECK(quote == std::min<uint32_t>(vb.len, (v4 ? 576 : 1280) - hdr - 8), "quote of ", quote,
+             " bytes (the refused packet's own IP length, at most what fits)");
   FUZZ_CHECK(std::memcmp(d + hdr + 8, before.data(), quote) == 0, "the quote is the refused packet's start");
   FUZZ_CHECK((d[0] >> 4) == vb.family);
   const uint8_t* src = d + (v4 ? 12 : 8);
