@@ -68,7 +68,7 @@ for fam in 4 6; do
   sleep 0.3
   # One datagram from a socket that closes at once: the reply finds the port closed.
   lan "$PY" -c "import socket,sys; f=socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET; \
-s=socket.socket(f, socket.SOCK_DGRAM); s.sendto(b'hello', (sys.argv[1], 7100))" $dst
+s=socket.socket(f, socket.SOCK_DGRAM); s.sendto(b'hello', (sys.argv[1], 7100)); s.close()" $dst
   rc=0
   wait $waiter || rc=$?
   sed 's/^/    /' "$LAB_DIR/unreach$fam.txt"

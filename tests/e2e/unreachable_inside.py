@@ -11,6 +11,7 @@ its quote matches what this socket sent.
 """
 import socket
 import sys
+import time
 
 
 def main():
@@ -21,6 +22,9 @@ def main():
     listener.settimeout(10)
     data, peer = listener.recvfrom(2048)
     print(f"got {data!r} from {peer[:2]}")
+    # Give the lan sender time to close its socket (its interpreter may still
+    # be exiting), or the reply would simply be queued on it.
+    time.sleep(0.5)
     # Reply from the port the lan host sent to: that is the session natd knows.
     listener.close()
     s = socket.socket(fam, socket.SOCK_DGRAM)
