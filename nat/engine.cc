@@ -12,6 +12,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
   absl::StatusOr<PortPlan> plan = PortPlan::Make(config.ports, config.shards);
   if (!plan.ok()) return plan.status();
   std::unique_ptr<Engine> e(new Engine(config, *std::move(plan)));
+  if (config.global6) config.global6->Store(e->global6_bytes_);
   for (uint32_t i = 0; i < config.shards; ++i) {
     e->shards_.push_back(std::make_unique<Shard>(e->config_, &e->plan_, i, events));
   }
@@ -41,9 +42,7 @@ uint32_t Engine::ShardOf(const uint8_t* d, size_t len) const {
   if (v.family == 4 && config_.global4) {
     inbound = std::memcmp(dst, &config_.global4->raw, 4) == 0;
   } else if (v.family == 6 && config_.global6) {
-    uint8_t g[16];
-    config_.global6->Store(g);
-    inbound = std::memcmp(dst, g, 16) == 0;
+    inbound = std::memcmp(dst, global6_bytes_, 16) == 0;
   }
   if (inbound) {
     const uint16_t port = v.kind == L4Kind::kError ? v.quote.src_port : v.dst_port;

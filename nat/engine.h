@@ -51,6 +51,7 @@ class Engine {
 
   const EngineConfig config_;
   const PortPlan plan_;
+  uint8_t global6_bytes_[16] = {};  // for steering: compared with each packet's destination
   std::vector<std::unique_ptr<Shard>> shards_;
 };
 

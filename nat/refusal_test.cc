@@ -18,7 +18,9 @@ using testing::MakeSpec;
 constexpr const char* kGlobal4 = "198.19.0.100";
 constexpr const char* kGlobal6 = "2001:db8:19::100";
 
-std::unique_ptr<Engine> MakeEngine(uint32_t per_second) {
+// `max_sessions` 1 fills the table with one session (inbound newcomers are
+// then refused); the default leaves room, so two ports run out first.
+std::unique_ptr<Engine> MakeEngine(uint32_t per_second, uint32_t max_sessions = 64) {
   EngineConfig c;
   c.global4 = Ip4{};
   c.global6 = Ip6{};
@@ -26,7 +28,7 @@ std::unique_ptr<Engine> MakeEngine(uint32_t per_second) {
   EXPECT_TRUE(ParseIp6(kGlobal6, &*c.global6));
   c.udp = *PresetByName("full-cone");
   c.ports = *PortSet::Parse("2000-2001");  // two ports: the third flow is refused
-  c.max_sessions = 64;
+  c.max_sessions = max_sessions;
   c.icmp_prohibited_per_second = per_second;
   c.seed = 5;
   static NullEventSink static_sink;
@@ -127,20 +129,12 @@ TEST_P(RefusalTest, RateLimitedPerSecond) {
 TEST_P(RefusalTest, InboundRefusalsAreNotAnswered) {
   const int family = GetParam();
   const bool v4 = family == 4;
-  EngineConfig c;
-  c.global4 = Ip4{};
-  c.global6 = Ip6{};
-  ASSERT_TRUE(ParseIp4(kGlobal4, &*c.global4));
-  ASSERT_TRUE(ParseIp6(kGlobal6, &*c.global6));
-  c.udp = *PresetByName("full-cone");
-  c.max_sessions = 1;  // one session: an inbound newcomer finds the table full
-  NullEventSink sink;
-  auto e = Engine::Create(c, &sink);
-  ASSERT_TRUE(e.ok());
-  Shard& shard = (*e)->shard(0);
+  auto e = MakeEngine(100, /*max_sessions=*/1);  // an inbound newcomer finds the table full
+  Shard& shard = e->shard(0);
   Sent out = Udp(family, 40000);
   ASSERT_EQ(shard.ProcessOne(out.ref, 0).action, Action::kForward);
-  auto in = MakeSpec(family, v4 ? "203.0.113.9" : "2001:db8:99::9", v4 ? kGlobal4 : kGlobal6, 17, 53, 40000);
+  const uint16_t ext = Be16(out.buffer, v4 ? 20 : 40);  // the mapping's external port
+  auto in = MakeSpec(family, v4 ? "203.0.113.9" : "2001:db8:99::9", v4 ? kGlobal4 : kGlobal6, 17, 53, ext);
   Bytes pkt = Build(in);
   pkt.resize(2048);
   PacketRef ref{pkt.data(), uint32_t(Build(in).size()), 2048, false};
