@@ -21,6 +21,14 @@ absl::Status ValidateConfig(const EngineConfig& c) {
   if (c.max_sessions > (1u << 28)) {
     return absl::InvalidArgumentError(absl::StrCat("max sessions ", c.max_sessions, " is above 2^28"));
   }
+  if (c.global4 && c.inside.Contains(*c.global4)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the inside prefixes (", c.inside.ToString(), ") contain the global address ", ToString(*c.global4)));
+  }
+  if (c.global6 && c.inside.Contains(*c.global6)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the inside prefixes (", c.inside.ToString(), ") contain the global address ", ToString(*c.global6)));
+  }
   if (c.port_probes < 1) return absl::InvalidArgumentError("port probes must be at least 1");
   const Timeouts& t = c.timeouts;
   if (t.udp_ms < kMinUdpTimeoutMs) {

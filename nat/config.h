@@ -11,6 +11,7 @@
 #include "nat/addr.h"
 #include "nat/behavior.h"
 #include "nat/port_set.h"
+#include "nat/prefix_set.h"
 
 namespace natd {
 
@@ -56,6 +57,11 @@ struct EngineConfig {
   uint32_t port_probes = 32;
   // Inbound UDP refreshes a session too (RFC 4787 REQ-6 makes it optional).
   bool udp_inbound_refresh = false;
+  // The inside networks. A packet from one of them to a global address is
+  // hairpinned (RFC 4787 REQ-9, RFC 5382 REQ-8): translated outbound for its
+  // sender, then inbound to the inside host that holds the destination port.
+  // From any other source it is plain inbound.
+  PrefixSet inside = PrefixSet::Private();
   // Seed for port randomization; 0 picks one from the OS.
   uint64_t seed = 0;
 };

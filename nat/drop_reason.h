@@ -29,6 +29,7 @@ namespace natd {
   X(kNoGlobalAddress, "no-global-address-for-family")                                 \
   X(kSourceIsGlobal, "source-is-global-address")                                      \
   X(kLinkLocalOrMulticast, "link-local-or-multicast")                                 \
+  X(kHairpinEcho, "hairpin-echo")                                                     \
   /* policy: the tables refuse the packet */                                          \
   X(kNoMapping, "inbound-no-mapping")                                                 \
   X(kFiltered, "inbound-filtered")                                                    \

@@ -44,7 +44,8 @@ uint32_t Engine::ShardOf(const uint8_t* d, size_t len) const {
   } else if (v.family == 6 && config_.global6) {
     inbound = std::memcmp(dst, global6_bytes_, 16) == 0;
   }
-  if (inbound) {
+  // An inside source makes it a hairpin: its first half is outbound.
+  if (inbound && !config_.inside.Contains(v.family, d + v.src_addr_offset())) {
     const uint16_t port = v.kind == L4Kind::kError ? v.quote.src_port : v.dst_port;
     const uint8_t owner = plan_.OwnerOf(port);
     return owner == PortPlan::kNoShard ? 0 : owner;
@@ -64,6 +65,7 @@ std::string Engine::CountersText() const {
       {"packets_out", &Counters::packets_out},
       {"packets_in", &Counters::packets_in},
       {"icmp_errors_in", &Counters::icmp_errors_in},
+      {"hairpinned", &Counters::hairpinned},
       {"icmp_prohibited_sent", &Counters::icmp_prohibited_sent},
       {"icmp_prohibited_suppressed", &Counters::icmp_prohibited_suppressed},
       {"status_requests", &Counters::status_requests},

@@ -12,6 +12,9 @@
 //     the endpoint its quote is addressed to);
 //   inbound (destination is a global address): the owner of the destination
 //     port, or for an ICMP error of the quoted source port;
+//   hairpinned (destination a global address, source inside): as outbound;
+//     the shard hands the packet on to the owner of the destination port
+//     (shard.h);
 //   anything that will be dropped or is not port-based: a hash, or shard 0.
 #ifndef NATD_NAT_ENGINE_H_
 #define NATD_NAT_ENGINE_H_

@@ -478,5 +478,205 @@ TEST(EngineCounters, TextListsCountersAndDrops) {
   EXPECT_THAT(text, ::testing::Not(HasSubstr("drop.fragment")));
 }
 
+// ---------------------------------------------------------------------------
+// Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8): inside -> global address ->
+// inside, the two halves in the shards that own each side's port.
+
+struct Delivery {
+  Verdict verdict;
+  std::vector<uint32_t> shards;  // every shard the packet went through
+};
+
+// What the dataplane does: steer, process, follow hand-offs.
+Delivery Deliver(Engine& e, Bytes& pkt, int64_t now) {
+  Delivery d;
+  PacketRef ref{pkt.data(), static_cast<uint32_t>(pkt.size()), 0, false, false};
+  uint32_t s = e.ShardOf(pkt.data(), pkt.size());
+  for (int hop = 0; hop < 3; ++hop) {
+    d.shards.push_back(s);
+    d.verdict = e.shard(s).ProcessOne(ref, now);
+    if (d.verdict.action != Action::kHandOff) break;
+    EXPECT_TRUE(ref.handed_off);
+    EXPECT_LT(d.verdict.next_shard, e.shards());
+    EXPECT_NE(d.verdict.next_shard, s) << "a hand-off to the same shard is done in place";
+    s = d.verdict.next_shard;
+  }
+  pkt.resize(ref.len);
+  return d;
+}
+
+uint16_t ExternalPortOf(Shard& s, int family, uint8_t proto, uint16_t inside_port) {
+  uint16_t ext = 0;
+  auto visit = [&](const auto& table) {
+    table.ForEachSession([&](const auto& m, const auto&) {
+      if (m.inside_port == inside_port) ext = m.external_port;
+    });
+  };
+  if (family == 4) {
+    visit(proto == kProtoTcp ? s.v4()->tcp : s.v4()->udp);
+  } else {
+    visit(proto == kProtoTcp ? s.v6()->tcp : s.v6()->udp);
+  }
+  return ext;
+}
+
+uint16_t PortAt(const Bytes& p, size_t off_in_l4) { return testing::Be16(p, L4Off(p[0] >> 4) + off_in_l4); }
+
+struct HairpinCase {
+  int family;
+  uint8_t proto;
+  uint32_t shards;
+  const char* preset;
+};
+
+class Hairpin : public ::testing::TestWithParam<HairpinCase> {};
+
+TEST_P(Hairpin, InsideHostsReachEachOtherByExternalEndpoints) {
+  const HairpinCase& c = GetParam();
+  EngineConfig cfg = BaseConfig();
+  cfg.shards = c.shards;
+  cfg.ports = *PortSet::Parse("20000-29999");
+  cfg.tcp = cfg.udp = *PresetByName(c.preset);
+  NullEventSink sink;
+  auto engine = Engine::Create(cfg, &sink);
+  ASSERT_TRUE(engine.ok());
+  Engine& e = **engine;
+  const int f = c.family;
+  const std::string g = Global(f);
+  const std::string a = f == 4 ? "10.1.0.2" : "fd00::2";
+  const std::string b = f == 4 ? "10.1.0.3" : "fd00::3";
+  const std::string r = f == 4 ? "203.0.113.5" : "2001:db8:1::5";
+  const bool filters = std::string(c.preset) != "full-cone";
+
+  // B has a mapping, made by talking to a remote server.
+  Bytes b_out = Build(Spec(f, c.proto, b, r, 5000, 80, false));
+  ASSERT_EQ(Deliver(e, b_out, 0).verdict.action, Action::kForward);
+  const uint16_t b_ext = PortAt(b_out, 0);
+
+  // A sends to B's external endpoint.
+  Bytes a_to_b = Build(Spec(f, c.proto, a, g, 6000, b_ext, false));
+  Delivery d1 = Deliver(e, a_to_b, 10);
+  if (filters) {
+    // B's mapping has not talked to A's external endpoint: filtered, as any
+    // remote end would be; A's half (its mapping) stays.
+    EXPECT_EQ(d1.verdict.action, Action::kDrop);
+    EXPECT_EQ(d1.verdict.reason, DropReason::kFiltered);
+  } else {
+    ASSERT_EQ(d1.verdict.action, Action::kForward) << DropReasonName(d1.verdict.reason);
+  }
+  // A's external port, in the shard A was steered to.
+  const uint16_t a_ext = ExternalPortOf(e.shard(d1.shards[0]), f, c.proto, 6000);
+  ASSERT_NE(a_ext, 0);
+  EXPECT_EQ(e.plan().OwnerOf(a_ext), d1.shards[0]);
+  EXPECT_EQ(d1.shards.size(), e.plan().OwnerOf(b_ext) == d1.shards[0] ? 1u : 2u);
+  if (!filters) {
+    // B sees A's external endpoint, never A's inside one (REQ-9b).
+    EXPECT_EQ(Hex(a_to_b), Hex(Build(Spec(f, c.proto, g, b, a_ext, 5000, false))));
+    EXPECT_TRUE(OracleChecksumsValid(a_to_b));
+  }
+
+  // B answers A's external endpoint: it reaches A from B's external one —
+  // hole punching, which a filtering NAT needs before A's packets pass.
+  Bytes b_to_a = Build(Spec(f, c.proto, b, g, 5000, a_ext, true));
+  Delivery d2 = Deliver(e, b_to_a, 20);
+  const bool symmetric = std::string(c.preset) == "symmetric";
+  if (symmetric) {
+    // B gets a new external port for this destination, which A's session
+    // (with B's first port) does not know: the classic symmetric failure.
+    EXPECT_EQ(d2.verdict.action, Action::kDrop);
+    EXPECT_EQ(d2.verdict.reason, DropReason::kFiltered);
+    return;
+  }
+  ASSERT_EQ(d2.verdict.action, Action::kForward) << DropReasonName(d2.verdict.reason);
+  EXPECT_EQ(Hex(b_to_a), Hex(Build(Spec(f, c.proto, g, a, b_ext, 6000, true))));
+  EXPECT_TRUE(OracleChecksumsValid(b_to_a));
+
+  // Now A's packets pass whatever the filtering.
+  Bytes again = Build(Spec(f, c.proto, a, g, 6000, b_ext, false));
+  ASSERT_EQ(Deliver(e, again, 30).verdict.action, Action::kForward);
+  EXPECT_EQ(Hex(again), Hex(Build(Spec(f, c.proto, g, b, a_ext, 5000, false))));
+
+  // B's ICMP error about A's packet goes back to A, quoting what A sent
+  // (RFC 5508 §6: errors are hairpinned too).
+  const uint8_t type = f == 4 ? 3 : 1, code = f == 4 ? 3 : 4;  // port unreachable
+  Bytes err = BuildIcmpError(f, b, g, type, code, again);
+  ASSERT_EQ(Deliver(e, err, 40).verdict.action, Action::kForward);
+  EXPECT_EQ(Hex(err), Hex(BuildIcmpError(f, g, a, type, code, Build(Spec(f, c.proto, a, g, 6000, b_ext, false)))));
+  EXPECT_TRUE(OracleChecksumsValid(err));
+
+  uint64_t hairpinned = 0;
+  for (uint32_t s = 0; s < e.shards(); ++s) hairpinned += e.shard(s).counters().hairpinned.value();
+  EXPECT_EQ(hairpinned, filters ? 3u : 4u);
+}
+
+std::vector<HairpinCase> HairpinCases() {
+  std::vector<HairpinCase> out;
+  for (int family : {4, 6}) {
+    for (uint8_t proto : {kProtoTcp, kProtoUdp}) {
+      for (uint32_t shards : {1u, 4u}) {
+        for (const char* preset : {"full-cone", "port-restricted-cone", "symmetric"}) {
+          out.push_back({family, proto, shards, preset});
+        }
+      }
+    }
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Engine, Hairpin, ::testing::ValuesIn(HairpinCases()),
+                         [](const ::testing::TestParamInfo<HairpinCase>& info) {
+                           std::string preset = info.param.preset;
+                           for (char& ch : preset) ch = ch == '-' ? '_' : ch;
+                           return "v" + std::to_string(info.param.family) +
+                                  (info.param.proto == kProtoTcp ? "_tcp_" : "_udp_") +
+                                  std::to_string(info.param.shards) + "shards_" + preset;
+                         });
+
+TEST(EngineHairpin, EchoToTheGlobalAddressIsNotHairpinned) {
+  EngineConfig cfg = BaseConfig();
+  NullEventSink sink;
+  auto engine = Engine::Create(cfg, &sink);
+  ASSERT_TRUE(engine.ok());
+  Bytes ping = Build(Spec(4, kProtoIcmp, "10.1.0.2", kGlobal4, 77, 77, false));
+  Delivery d = Deliver(**engine, ping, 0);
+  EXPECT_EQ(d.verdict.action, Action::kDrop);
+  EXPECT_EQ(d.verdict.reason, DropReason::kHairpinEcho);
+  Bytes ping6 = Build(Spec(6, kProtoIcmp6, "fd00::2", kGlobal6, 77, 77, false));
+  EXPECT_EQ(Deliver(**engine, ping6, 0).verdict.reason, DropReason::kHairpinEcho);
+}
+
+TEST(EngineHairpin, OnlyInsideSourcesAreHairpinned) {
+  EngineConfig cfg = BaseConfig();
+  cfg.tcp = cfg.udp = *PresetByName("full-cone");
+  cfg.inside = *PrefixSet::Parse("10.1.0.0/24");
+  NullEventSink sink;
+  auto engine = Engine::Create(cfg, &sink);
+  ASSERT_TRUE(engine.ok());
+  Engine& e = **engine;
+  Bytes b_out = Build(Spec(4, kProtoUdp, "10.1.0.3", "203.0.113.5", 5000, 80, false));
+  ASSERT_EQ(Deliver(e, b_out, 0).verdict.action, Action::kForward);
+  const uint16_t b_ext = PortAt(b_out, 0);
+  // 10.2.0.9 is not inside: its packet is inbound, its source kept as it is.
+  Bytes other = Build(Spec(4, kProtoUdp, "10.2.0.9", kGlobal4, 6000, b_ext, false));
+  ASSERT_EQ(Deliver(e, other, 0).verdict.action, Action::kForward);
+  EXPECT_EQ(Hex(other), Hex(Build(Spec(4, kProtoUdp, "10.2.0.9", "10.1.0.3", 6000, 5000, false))));
+  EXPECT_EQ(e.shard(0).counters().hairpinned.value(), 0u);
+  // The global address may not be inside.
+  cfg.inside = *PrefixSet::Parse("198.51.100.0/24");
+  EXPECT_THAT(CreateError(cfg), HasSubstr("contain the global address 198.51.100.1"));
+}
+
+TEST(EngineHairpin, AHandedOffPacketMustComeFromTheGlobalAddress) {
+  EngineConfig cfg = BaseConfig();
+  NullEventSink sink;
+  auto engine = Engine::Create(cfg, &sink);
+  ASSERT_TRUE(engine.ok());
+  Bytes p = Build(Spec(4, kProtoUdp, "203.0.113.5", kGlobal4, 53, 20000, true));
+  PacketRef ref{p.data(), static_cast<uint32_t>(p.size()), 0, false, true};
+  const Verdict v = (*engine)->shard(0).ProcessOne(ref, 0);
+  EXPECT_EQ(v.action, Action::kDrop);
+  EXPECT_EQ(v.reason, DropReason::kSourceIsGlobal);
+}
+
 }  // namespace
 }  // namespace natd

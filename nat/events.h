@@ -68,6 +68,7 @@ struct Counters {
   Counter packets_out;  // translated inside -> outside
   Counter packets_in;   // translated outside -> inside (ICMP errors included)
   Counter icmp_errors_in;
+  Counter hairpinned;  // inside -> global address -> inside, both halves done
   Counter icmp_prohibited_sent;        // answers to refused packets
   Counter icmp_prohibited_suppressed;  // refused beyond the rate limit
   Counter status_requests;

@@ -110,6 +110,8 @@ template struct FamilyTables<Ip6>;
 
 Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, EventSink* events)
     : index_(index),
+      plan_(plan),
+      inside_(config.inside),
       prohibited_per_second_(config.icmp_prohibited_per_second),
       rng_(SeedFor(config, index)),
       events_(events) {
@@ -121,42 +123,65 @@ Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, E
   }
 }
 
-namespace {
-
 template <typename Addr>
-DropReason Translate(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode, int64_t now,
-                     Counters* counters) {
-  if (tables == nullptr) return DropReason::kNoGlobalAddress;
-  if (v.fragment) return DropReason::kFragment;
-  const Addr& global = tables->tcp.global();
-  const bool from_global = Addr::Load(d + v.src_addr_offset()) == global;
-  if (from_global) return DropReason::kSourceIsGlobal;
-  if (Addr::Load(d + v.dst_addr_offset()) == global) {
-    if (v.kind == L4Kind::kError) {
-      DropReason r = TranslateInboundError(tables->For(v.quote.kind), d, v, mode);
-      if (r == DropReason::kNone) {
-        counters->icmp_errors_in.Add();
-        counters->packets_in.Add();
-      }
-      return r;
+DropReason Shard::TranslateIn(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode,
+                              int64_t now) {
+  if (v.kind == L4Kind::kError) {
+    DropReason r = TranslateInboundError(tables->For(v.quote.kind), d, v, mode);
+    if (r == DropReason::kNone) {
+      counters_.icmp_errors_in.Add();
+      counters_.packets_in.Add();
     }
-    DropReason r = TranslateInbound(tables->For(v.kind), d, v, mode, now);
-    if (r == DropReason::kNone) counters->packets_in.Add();
     return r;
   }
-  DropReason r = v.kind == L4Kind::kError ? TranslateOutboundError(tables->For(v.quote.kind), d, v, mode)
-                                           : TranslateOutbound(tables->For(v.kind), d, v, mode, now);
-  if (r == DropReason::kNone) counters->packets_out.Add();
+  DropReason r = TranslateInbound(tables->For(v.kind), d, v, mode, now);
+  if (r == DropReason::kNone) counters_.packets_in.Add();
   return r;
 }
 
-}  // namespace
+template <typename Addr>
+Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now) {
+  auto verdict = [](DropReason r) {
+    return Verdict{r == DropReason::kNone ? Action::kForward : Action::kDrop, r, 0};
+  };
+  if (tables == nullptr) return verdict(DropReason::kNoGlobalAddress);
+  if (v.fragment) return verdict(DropReason::kFragment);
+  uint8_t* const d = p.data;
+  const ChecksumMode mode = p.partial_checksum ? ChecksumMode::kPartial : ChecksumMode::kFull;
+  const Addr& global = tables->tcp.global();
+  const bool from_global = Addr::Load(d + v.src_addr_offset()) == global;
+  const bool to_global = Addr::Load(d + v.dst_addr_offset()) == global;
+  if (p.handed_off) {
+    // Only a first half made by a shard of this engine arrives here.
+    if (!from_global || !to_global) return verdict(DropReason::kSourceIsGlobal);
+    DropReason r = TranslateIn(tables, d, v, mode, now);
+    if (r == DropReason::kNone) counters_.hairpinned.Add();
+    return verdict(r);
+  }
+  if (from_global) return verdict(DropReason::kSourceIsGlobal);
+  if (to_global && !inside_.Contains(Addr::kFamily, d + v.src_addr_offset())) {
+    return verdict(TranslateIn(tables, d, v, mode, now));
+  }
+  // Outbound; when addressed to the global address, the first half of a hairpin.
+  if (to_global && v.kind == L4Kind::kEcho) return verdict(DropReason::kHairpinEcho);
+  DropReason r = v.kind == L4Kind::kError ? TranslateOutboundError(tables->For(v.quote.kind), d, v, mode)
+                                           : TranslateOutbound(tables->For(v.kind), d, v, mode, now);
+  if (r != DropReason::kNone) return verdict(r);
+  counters_.packets_out.Add();
+  if (!to_global) return verdict(r);
+  // Now G:x' -> G:y'. The view's ports changed with the rewrite: parse again.
+  if (ParsePacket(d, v.len, &v) != DropReason::kNone) return verdict(DropReason::kBadQuote);
+  const uint16_t port = v.kind == L4Kind::kError ? v.quote.src_port : v.dst_port;
+  const uint8_t owner = plan_->OwnerOf(port);
+  if (owner == PortPlan::kNoShard) return verdict(DropReason::kNoMapping);
+  p.handed_off = true;
+  if (owner != index_) return Verdict{Action::kHandOff, DropReason::kNone, owner};
+  return Translate(tables, p, v, now);
+}
 
 Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
   uint8_t* const d = p.data;
   const uint32_t len = p.len;
-  const bool partial_checksum = p.partial_checksum;
-  const ChecksumMode mode = partial_checksum ? ChecksumMode::kPartial : ChecksumMode::kFull;
   if (len >= 20 && (d[0] >> 4) == 4 && std::memcmp(d + 16, kStatusAddress, 4) == 0) {
     counters_.status_requests.Add();
     return {Action::kStatus, DropReason::kNone};
@@ -165,16 +190,17 @@ Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
   DropReason r = LinkLocalOrMulticast(d, len) ? DropReason::kLinkLocalOrMulticast : ParsePacket(d, len, &v);
   if (r == DropReason::kNone) {
 #ifdef NATD_VERIFY_CHECKSUMS
-    const bool valid_before = !v.fragment && !partial_checksum && ChecksumsValid(d, v);
+    const bool valid_before = !v.fragment && !p.partial_checksum && ChecksumsValid(d, v);
 #endif
-    r = v.family == 4 ? Translate(v4_.get(), d, v, mode, now, &counters_)
-                      : Translate(v6_.get(), d, v, mode, now, &counters_);
+    Verdict t = v.family == 4 ? Translate(v4_.get(), p, v, now) : Translate(v6_.get(), p, v, now);
+    r = t.reason;
 #ifdef NATD_VERIFY_CHECKSUMS
     if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
       std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
       std::abort();
     }
 #endif
+    if (t.action == Action::kHandOff) return t;
   }
   if (r != DropReason::kNone) {
     counters_.drop(r).Add();

@@ -5,8 +5,22 @@
 //
 // The packet path through a shard:
 //   Process -> ParsePacket (packet_view.h) -> classify (status / inbound /
-//   outbound) -> TranslateOutbound (in2out.h) or TranslateInbound /
+//   outbound / hairpin) -> TranslateOutbound (in2out.h) or TranslateInbound /
 //   TranslateInboundError (out2in.h) -> verdict.
+//
+// Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8, RFC 5508 §6): an inside host A
+// sends to the global address G and the external port y' of inside host B.
+//
+//   A:a -> G:y'   shard of A (steered like outbound): outbound translation,
+//                 A's mapping and a session with remote G:y'
+//   G:x' -> G:y'  shard owning y' (kHandOff, unless it is this one): inbound
+//                 translation, B's filtering decides as for any remote end
+//   G:x' -> B:b   forwarded; B sees A's external endpoint, never A:a (REQ-9b)
+//
+// The two halves meet only through the dataplane's queue to the owner's
+// worker, so no lock is shared. Inside hosts are told from remote ones by
+// EngineConfig::inside. Echo requests to the global address are not
+// hairpinned (no inside host answers at an identifier; `hairpin-echo`).
 #ifndef NATD_NAT_SHARD_H_
 #define NATD_NAT_SHARD_H_
 
@@ -22,6 +36,8 @@
 #include "nat/mapping_table.h"
 #include "nat/packet_view.h"
 #include "nat/port_set.h"
+#include "nat/prefix_set.h"
+#include "nat/rewrite.h"
 #include "nat/rng.h"
 
 namespace natd {
@@ -37,15 +53,21 @@ struct PacketRef {
   // The L4 checksum field holds only the pseudo-header sum, to be completed
   // by the device (TUN offload, VIRTIO_NET_HDR_F_NEEDS_CSUM).
   bool partial_checksum = false;
+  // The second half of a hairpin: another shard (or this one) translated it
+  // outbound and handed it here, to the owner of its destination port.
+  bool handed_off = false;
 };
 
 // kReply: the packet was refused and the buffer now holds natd's answer to
 // its sender (an ICMP "administratively prohibited"), PacketRef::len long.
-enum class Action : uint8_t { kForward, kDrop, kStatus, kReply };
+// kHandOff: half-way through a hairpin; give the packet to shard
+// Verdict::next_shard with PacketRef::handed_off set.
+enum class Action : uint8_t { kForward, kDrop, kStatus, kReply, kHandOff };
 
 struct Verdict {
   Action action = Action::kDrop;
   DropReason reason = DropReason::kNone;
+  uint16_t next_shard = 0;  // kHandOff
   friend bool operator==(const Verdict&, const Verdict&) = default;
 };
 
@@ -70,7 +92,7 @@ class Shard {
   Verdict ProcessOne(PacketRef& packet, int64_t now_ms);
   // For callers without spare room in the buffer (no reply is built).
   Verdict ProcessOne(uint8_t* data, uint32_t len, int64_t now_ms, bool partial_checksum = false) {
-    PacketRef p{data, len, 0, partial_checksum};
+    PacketRef p{data, len, 0, partial_checksum, false};
     return ProcessOne(p, now_ms);
   }
 
@@ -90,8 +112,15 @@ class Shard {
   // Builds the "administratively prohibited" answer to a refused packet in
   // its buffer, within the rate limit; false when it cannot or may not.
   bool ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now_ms);
+  template <typename Addr>
+  Verdict Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now_ms);
+  template <typename Addr>
+  DropReason TranslateIn(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode,
+                         int64_t now_ms);
 
   const uint32_t index_;
+  const PortPlan* const plan_;
+  const PrefixSet inside_;
   const uint32_t prohibited_per_second_;
   int64_t prohibited_second_ = -1;
   uint32_t prohibited_sent_this_second_ = 0;

@@ -244,8 +244,8 @@ TEST_P(RandomizedTest, OutInAndErrorMatchFromScratchChecksums) {
     const int family = rng() % 2 ? 4 : 6;
     const int kind = rng() % 3;  // TCP, UDP, echo
     const std::string inside = family == 4 ? RandomIp4(rng, 10) : RandomIp6(rng, "fd00:18:0");
-    const std::string remote = family == 4 ? RandomIp4(rng, 100) : RandomIp6(rng, "2001:db8:1");
-    const std::string router = family == 4 ? RandomIp4(rng, 203) : RandomIp6(rng, "2001:db8:2");
+    const std::string remote = family == 4 ? RandomIp4(rng, 203) : RandomIp6(rng, "2001:db8:1");
+    const std::string router = family == 4 ? RandomIp4(rng, 198) : RandomIp6(rng, "2001:db8:2");
     const std::string global = family == 4 ? testing::kGlobal4 : testing::kGlobal6;
     // Half the inside ports are below 1024, outside the port set, so even
     // port preservation must pick another.

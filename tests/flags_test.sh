@@ -41,6 +41,9 @@ expect_refused user $G --user=no-such-user-natd
 expect_refused user $G --user=root
 expect_refused group $G --user=nobody --group=no-such-group-natd
 expect_refused group $G --group=nogroup
+expect_refused inside $G --inside=198.18.0.0
+expect_refused inside $G --inside=198.18.0.1/24
+expect_refused inside $G --inside=198.19.0.0/24
 
 # abseil's own parser names unknown flags and bad values too.
 out=$("$natd" --no_such_flag 2>&1); rc=$?
@@ -52,7 +55,7 @@ if [ $rc -eq 0 ] || ! grep -q "workers" <<<"$out"; then echo "FAIL: bad number a
 help=$("$natd" --helpfull 2>&1)
 for f in device queues workers global4 global6 preset tcp_preset udp_preset icmp_preset ports \
   tcp_established_timeout tcp_transitory_timeout udp_timeout icmp_timeout udp_inbound_refresh max_sessions mtu \
-  offload pool_buffers queue_depth batch log_file log_invalid_per_second user group max_sessions_per_host; do
+  offload pool_buffers queue_depth batch log_file log_invalid_per_second user group max_sessions_per_host inside; do
   grep -q -- "-$f" <<<"$help" || { echo "FAIL: --helpfull does not explain --$f"; fails=$((fails + 1)); }
 done
 echo "$fails failure(s)"

@@ -28,7 +28,8 @@ class EngineProcessor final : public tun::PacketProcessor {
     PerWorker& pw = per_worker_[w];
     const size_t n = pkts.size();
     for (size_t i = 0; i < n; ++i) {
-      pw.refs[i] = PacketRef{pkts[i].data, pkts[i].len, capacity_, (pkts[i].flags & tun::kPartialChecksum) != 0};
+      pw.refs[i] = PacketRef{pkts[i].data, pkts[i].len, capacity_, (pkts[i].flags & tun::kPartialChecksum) != 0,
+                             (pkts[i].flags & tun::kHandedOff) != 0};
     }
     engine_->shard(w).Process(std::span(pw.refs.data(), n), std::span(pw.verdicts.data(), n), now);
     for (size_t i = 0; i < n; ++i) {
@@ -46,6 +47,10 @@ class EngineProcessor final : public tun::PacketProcessor {
           break;
         case Action::kDrop:
           out[i] = tun::Disposition::kDrop;
+          break;
+        case Action::kHandOff:  // half-way through a hairpin
+          pkts[i].hand_to = pw.verdicts[i].next_shard;
+          out[i] = tun::Disposition::kHandOff;
           break;
       }
     }

@@ -33,6 +33,9 @@ ABSL_FLAG(uint32_t, queues, 1, "TUN queues, one reader thread each (1..64)");
 ABSL_FLAG(uint32_t, workers, 1, "NAT workers, one table shard each (1..254)");
 ABSL_FLAG(std::string, global4, "", "global IPv4 address (empty: no NAPT44)");
 ABSL_FLAG(std::string, global6, "", "global IPv6 address (empty: no NAPT66)");
+ABSL_FLAG(std::string, inside, "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7",
+          "the inside networks (CIDR prefixes, comma-separated): a packet from one of them to a global address is "
+          "hairpinned to the inside host holding that external port; from anywhere else it is inbound");
 ABSL_FLAG(std::string, preset, "port-restricted-cone",
           "NAT behaviour for every protocol: full-cone, restricted-cone, port-restricted-cone, symmetric, "
           "quasi-restricted-cone, quasi-port-restricted-cone, quasi-symmetric, address-dependent, "
@@ -103,6 +106,12 @@ EngineConfig ConfigFromFlags() {
     c.global6 = a;
   }
   if (!c.global4 && !c.global6) Fail("--global4 or --global6: at least one global address is needed");
+  auto inside = PrefixSet::Parse(absl::GetFlag(FLAGS_inside));
+  if (!inside.ok()) Fail(absl::StrCat("--inside: ", std::string(inside.status().message())));
+  c.inside = *std::move(inside);
+  if ((c.global4 && c.inside.Contains(*c.global4)) || (c.global6 && c.inside.Contains(*c.global6))) {
+    Fail(absl::StrCat("--inside: ", c.inside.ToString(), " contains a global address"));
+  }
   const std::string preset = absl::GetFlag(FLAGS_preset);
   PresetFlag("preset", preset);
   auto pick = [&](const char* flag, const std::string& v) { return PresetFlag(flag, v.empty() ? preset : v); };

@@ -19,6 +19,7 @@ inline constexpr uint32_t kHeadroom = 16;
 // PacketBuf::flags
 inline constexpr uint8_t kPartialChecksum = 0x01;  // L4 checksum left to the device
 inline constexpr uint8_t kRebuilt = 0x02;  // a new packet: the device header read with it no longer applies
+inline constexpr uint8_t kHandedOff = 0x04;  // passed from one worker to another (PacketProcessor, kHandOff)
 
 // A packet in a pooled buffer: `data` holds `capacity` bytes (after
 // kHeadroom bytes of headroom), of which the first `len` are the IP packet.
@@ -28,6 +29,7 @@ struct PacketBuf {
   uint32_t len = 0;
   uint32_t id = 0;
   uint8_t flags = 0;
+  uint16_t hand_to = 0;  // with Disposition::kHandOff: the worker that takes it next
 };
 
 struct IoCounters {

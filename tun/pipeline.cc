@@ -43,7 +43,7 @@ Pipeline::Pipeline(const PipelineOptions& options, std::vector<PacketIo*> reader
       writer_queue_(size_t(options.queue_depth) * 2, processor->workers() + 1, 0) {
   for (uint32_t w = 0; w < proc_->workers(); ++w) {
     worker_queues_.push_back(
-        std::make_unique<Queue>(size_t(options.queue_depth) * 2, readers_.size() + 1, 0));
+        std::make_unique<Queue>(size_t(options.queue_depth) * 2, readers_.size() + proc_->workers() + 1, 0));
   }
   status_parts_.resize(proc_->workers());
 }
@@ -66,6 +66,7 @@ void Pipeline::Stop() {
   for (auto& t : reader_threads_) t.join();
   stop_workers_ = true;
   for (auto& t : worker_threads_) t.join();
+  DrainAfterWorkers();
   stop_writer_ = true;
   writer_thread_.join();
   pool_free_at_stop_ = pool_.free_approx();
@@ -139,56 +140,108 @@ void Pipeline::CollectStatus(uint32_t w, int64_t now_ms) {
   }
 }
 
+struct Pipeline::BatchContext {
+  BatchContext(Pipeline& p, uint32_t batch)
+      : writer_token(p.writer_queue_), pool_out(p.pool_.MakeProducerToken()), pkts(batch), verdicts(batch),
+        handoff(p.proc_->workers()) {
+    for (auto& q : p.worker_queues_) handoff_tokens.emplace_back(*q);
+    to_write.reserve(batch);
+    to_free.reserve(batch);
+    for (auto& h : handoff) h.reserve(batch);
+  }
+  moodycamel::ProducerToken writer_token;
+  moodycamel::ProducerToken pool_out;
+  std::vector<moodycamel::ProducerToken> handoff_tokens;
+  std::vector<PacketBuf> pkts, to_write, to_free;
+  std::vector<Disposition> verdicts;
+  std::vector<std::vector<PacketBuf>> handoff;  // per target worker
+};
+
+void Pipeline::FinishBatch(uint32_t w, BatchContext& ctx, size_t n, int64_t now) {
+  proc_->Process(w, std::span(ctx.pkts.data(), n), std::span(ctx.verdicts.data(), n), now);
+  processed_.fetch_add(n, std::memory_order_relaxed);
+  const uint32_t workers = proc_->workers();
+  for (size_t i = 0; i < n; ++i) {
+    PacketBuf& p = ctx.pkts[i];
+    switch (ctx.verdicts[i]) {
+      case Disposition::kWrite:
+        ctx.to_write.push_back(p);
+        break;
+      case Disposition::kStatus:
+        status_.fetch_add(1, std::memory_order_relaxed);
+        status_generation_.fetch_add(1);
+        ctx.to_free.push_back(p);
+        break;
+      case Disposition::kHandOff:
+        if (p.hand_to < workers) {
+          p.flags |= kHandedOff;
+          ctx.handoff[p.hand_to].push_back(p);
+          break;
+        }
+        [[fallthrough]];  // a processor bug: no such worker
+      case Disposition::kDrop:
+        dropped_by_processor_.fetch_add(1, std::memory_order_relaxed);
+        ctx.to_free.push_back(p);
+        break;
+    }
+  }
+  if (!ctx.to_write.empty() &&
+      !writer_queue_.try_enqueue_bulk(ctx.writer_token, ctx.to_write.data(), ctx.to_write.size())) {
+    Drop(PipelineDrop::kWriterQueueFull, ctx.to_write.size());
+    ctx.to_free.insert(ctx.to_free.end(), ctx.to_write.begin(), ctx.to_write.end());
+  }
+  ctx.to_write.clear();
+  for (uint32_t t = 0; t < workers; ++t) {
+    auto& h = ctx.handoff[t];
+    if (h.empty()) continue;
+    if (worker_queues_[t]->try_enqueue_bulk(ctx.handoff_tokens[t], h.data(), h.size())) {
+      handed_off_.fetch_add(h.size(), std::memory_order_relaxed);
+    } else {
+      Drop(PipelineDrop::kHandOffQueueFull, h.size());
+      ctx.to_free.insert(ctx.to_free.end(), h.begin(), h.end());
+    }
+    h.clear();
+  }
+  if (!ctx.to_free.empty()) pool_.Release(ctx.pool_out, ctx.to_free.data(), ctx.to_free.size());
+  ctx.to_free.clear();
+}
+
 void Pipeline::WorkerLoop(uint32_t w) {
   Queue& in = *worker_queues_[w];
   moodycamel::ConsumerToken in_token(in);
-  moodycamel::ProducerToken out_token(writer_queue_);
-  auto pool_out = pool_.MakeProducerToken();
-  const uint32_t batch = opt_.batch;
-  std::vector<PacketBuf> pkts(batch), to_write, to_free;
-  std::vector<Disposition> verdicts(batch);
-  to_write.reserve(batch);
-  to_free.reserve(batch);
+  BatchContext ctx(*this, opt_.batch);
   uint64_t status_seen = 0;
 
   while (true) {
-    size_t n = in.wait_dequeue_bulk_timed(in_token, pkts.data(), batch, kIdleWait);
+    size_t n = in.wait_dequeue_bulk_timed(in_token, ctx.pkts.data(), opt_.batch, kIdleWait);
     const int64_t now = NowMs();
-    if (n > 0) {
-      proc_->Process(w, std::span(pkts.data(), n), std::span(verdicts.data(), n), now);
-      processed_.fetch_add(n, std::memory_order_relaxed);
-      for (size_t i = 0; i < n; ++i) {
-        switch (verdicts[i]) {
-          case Disposition::kWrite:
-            to_write.push_back(pkts[i]);
-            break;
-          case Disposition::kStatus:
-            status_.fetch_add(1, std::memory_order_relaxed);
-            status_generation_.fetch_add(1);
-            to_free.push_back(pkts[i]);
-            break;
-          case Disposition::kDrop:
-            dropped_by_processor_.fetch_add(1, std::memory_order_relaxed);
-            to_free.push_back(pkts[i]);
-            break;
-        }
-      }
-      if (!to_write.empty() && !writer_queue_.try_enqueue_bulk(out_token, to_write.data(), to_write.size())) {
-        Drop(PipelineDrop::kWriterQueueFull, to_write.size());
-        to_free.insert(to_free.end(), to_write.begin(), to_write.end());
-      }
-      to_write.clear();
-      if (!to_free.empty()) pool_.Release(pool_out, to_free.data(), to_free.size());
-      to_free.clear();
-    }
+    if (n > 0) FinishBatch(w, ctx, n, now);
     proc_->Tick(w, now);
     if (const uint64_t gen = status_generation_.load(std::memory_order_relaxed); gen != status_seen) {
       status_seen = gen;
       CollectStatus(w, now);
     }
-    // Readers are joined before stop_workers_ is set: once it is, an empty
-    // queue stays empty.
+    // Readers are joined before stop_workers_ is set: once it is, only
+    // hand-offs from other workers can still arrive, and DrainAfterWorkers
+    // finishes those.
     if (n == 0 && stop_workers_.load() && in.size_approx() == 0) break;
+  }
+}
+
+void Pipeline::DrainAfterWorkers() {
+  // Every worker thread has ended, so this thread may act for any of them.
+  // A hand-off leads to at most one more, but loop until the queues are dry.
+  BatchContext ctx(*this, opt_.batch);
+  bool any = true;
+  while (any) {
+    any = false;
+    for (uint32_t w = 0; w < proc_->workers(); ++w) {
+      size_t n;
+      while ((n = worker_queues_[w]->try_dequeue_bulk(ctx.pkts.data(), opt_.batch)) > 0) {
+        FinishBatch(w, ctx, n, NowMs());
+        any = true;
+      }
+    }
   }
 }
 
@@ -218,6 +271,7 @@ PipelineTotals Pipeline::Totals() const {
   t.processed = processed_.load();
   t.dropped_by_processor = dropped_by_processor_.load();
   t.status = status_.load();
+  t.handed_off = handed_off_.load();
   for (size_t i = 0; i < static_cast<size_t>(PipelineDrop::kCount); ++i) t.drops[i] = drops_[i].load();
   t.pool_buffers = pool_.count();
   t.pool_free_at_stop = pool_free_at_stop_;
@@ -228,7 +282,8 @@ std::string Pipeline::CountersText() const {
   PipelineTotals t = Totals();
   std::string out = absl::StrCat("pipeline.read ", t.read, "\npipeline.processed ", t.processed,
                                  "\npipeline.written ", t.written, "\npipeline.dropped_by_nat ",
-                                 t.dropped_by_processor, "\npipeline.status_requests ", t.status, "\n");
+                                 t.dropped_by_processor, "\npipeline.status_requests ", t.status,
+                                 "\npipeline.handed_off ", t.handed_off, "\n");
   for (size_t i = 0; i < static_cast<size_t>(PipelineDrop::kCount); ++i) {
     absl::StrAppend(&out, "pipeline.drop.", PipelineDropName(static_cast<PipelineDrop>(i)), " ", t.drops[i], "\n");
   }

@@ -11,6 +11,12 @@
 //   hands what is to be written to the writer, returns drops to the pool, and
 //   between batches lets the processor expire state. Nothing but its own
 //   thread ever touches its shard.
+// - A worker may hand a packet on to another worker (Disposition::kHandOff:
+//   a hairpinned packet is translated outbound by its sender's worker, then
+//   inbound by the worker owning its destination port). It goes into that
+//   worker's queue, the one lock-free queue readers use too; on Stop, what is
+//   still handed around after the workers end is finished on the stopping
+//   thread.
 // - The writer writes batches and returns the buffers to the pool.
 // Every queue is bounded (by its capacity and by the pool); when one is full
 // the packet is dropped and counted, never waited for. Packet order within a
@@ -41,6 +47,7 @@ namespace natd::tun {
   X(kPoolEmpty, "pool-empty")                                  \
   X(kWorkerQueueFull, "worker-queue-full")                     \
   X(kWriterQueueFull, "writer-queue-full")                     \
+  X(kHandOffQueueFull, "hand-off-queue-full")                  \
   X(kWriteFailed, "write-failed")
 
 enum class PipelineDrop : uint8_t {
@@ -61,7 +68,7 @@ struct PipelineOptions {
 };
 
 struct PipelineTotals {
-  uint64_t read = 0, written = 0, processed = 0, dropped_by_processor = 0, status = 0;
+  uint64_t read = 0, written = 0, processed = 0, dropped_by_processor = 0, status = 0, handed_off = 0;
   uint64_t drops[static_cast<size_t>(PipelineDrop::kCount)] = {};
   uint64_t pool_buffers = 0, pool_free_at_stop = 0;
 };
@@ -86,7 +93,14 @@ class Pipeline {
   using Queue = moodycamel::BlockingConcurrentQueue<PacketBuf>;
 
   void ReaderLoop(uint32_t r);
+  // What one thread needs to finish batches for any worker: tokens for the
+  // writer's queue and each worker's queue, and scratch vectors.
+  struct BatchContext;
   void WorkerLoop(uint32_t w);
+  // Translates pkts[0, n) on worker w's shard and sends each where it goes.
+  void FinishBatch(uint32_t w, BatchContext& ctx, size_t n, int64_t now_ms);
+  // After the workers are joined: runs what is left in their queues.
+  void DrainAfterWorkers();
   void WriterLoop();
   void CollectStatus(uint32_t w, int64_t now_ms);
   void Drop(PipelineDrop why, uint64_t n = 1) {
@@ -108,7 +122,7 @@ class Pipeline {
   std::thread writer_thread_;
   bool started_ = false, stopped_ = false;
 
-  std::atomic<uint64_t> read_{0}, written_{0}, processed_{0}, dropped_by_processor_{0}, status_{0};
+  std::atomic<uint64_t> read_{0}, written_{0}, processed_{0}, dropped_by_processor_{0}, status_{0}, handed_off_{0};
   std::atomic<uint64_t> drops_[static_cast<size_t>(PipelineDrop::kCount)] = {};
   uint64_t pool_free_at_stop_ = 0;
 

@@ -16,23 +16,26 @@ namespace {
 using Bytes = FakeIo::Bytes;
 
 // Packets are [flow, seq_hi, seq_lo, kind, ...]: worker = flow % workers;
-// kind 1 = drop, 2 = status, anything else is written with byte 3 set to
-// 0xAA + worker (proof that the right worker touched it).
+// kind 1 = drop, 2 = status, 3 = hand off to the next worker (byte 4 set to
+// 0xB0 + worker) which then writes it; anything else is written with byte 3
+// set to 0xAA + worker (proof that the right worker touched it).
 class ToyProcessor final : public PacketProcessor {
  public:
-  explicit ToyProcessor(uint32_t workers, std::chrono::microseconds delay = {}) : workers_(workers), delay_(delay) {
-    for (uint32_t i = 0; i < workers; ++i) owner_[i] = std::thread::id();
-  }
+  explicit ToyProcessor(uint32_t workers, std::chrono::microseconds delay = {}) : workers_(workers), delay_(delay) {}
   uint32_t workers() const override { return workers_; }
   uint32_t WorkerOf(const uint8_t* d, size_t len) const override { return len ? d[0] % workers_ : 0; }
   void Process(uint32_t w, std::span<PacketBuf> pkts, std::span<Disposition> out, int64_t) override {
-    CheckThread(w);
+    Exclusive guard(this, w);
     for (size_t i = 0; i < pkts.size(); ++i) {
       uint8_t* d = pkts[i].data;
-      if (pkts[i].len < 4 || d[3] == 1) {
+      if (pkts[i].len < 5 || d[3] == 1) {
         out[i] = Disposition::kDrop;
       } else if (d[3] == 2) {
         out[i] = Disposition::kStatus;
+      } else if (d[3] == 3 && !(pkts[i].flags & kHandedOff)) {
+        d[4] = uint8_t(0xB0 + w);
+        pkts[i].hand_to = uint16_t((w + 1) % workers_);
+        out[i] = Disposition::kHandOff;
       } else {
         d[3] = uint8_t(0xAA + w);
         out[i] = Disposition::kWrite;
@@ -41,27 +44,29 @@ class ToyProcessor final : public PacketProcessor {
     if (delay_.count()) std::this_thread::sleep_for(delay_);
   }
   void Tick(uint32_t w, int64_t) override {
-    CheckThread(w);
+    Exclusive guard(this, w);
     ticks_.fetch_add(1);
   }
   void AppendStatus(uint32_t w, std::string* out, int64_t) override {
-    CheckThread(w);
+    Exclusive guard(this, w);
     *out += "worker " + std::to_string(w) + "\n";
   }
   uint64_t ticks() const { return ticks_.load(); }
   bool wrong_thread() const { return wrong_thread_.load(); }
 
  private:
-  // Each worker index must always run on the same thread.
-  void CheckThread(uint32_t w) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (owner_[w] == std::thread::id()) owner_[w] = std::this_thread::get_id();
-    if (owner_[w] != std::this_thread::get_id()) wrong_thread_ = true;
-  }
+  // No two threads ever act for one worker at once (its shard is unlocked).
+  struct Exclusive {
+    Exclusive(ToyProcessor* p, uint32_t w) : busy(p->busy_[w]), wrong(p->wrong_thread_) {
+      if (busy.exchange(true)) wrong = true;
+    }
+    ~Exclusive() { busy = false; }
+    std::atomic<bool>& busy;
+    std::atomic<bool>& wrong;
+  };
   const uint32_t workers_;
   const std::chrono::microseconds delay_;
-  std::mutex mu_;
-  std::map<uint32_t, std::thread::id> owner_;
+  std::atomic<bool> busy_[16] = {};
   std::atomic<uint64_t> ticks_{0};
   std::atomic<bool> wrong_thread_{false};
 };
@@ -120,6 +125,56 @@ TEST(PipelineTest, TranslatesEveryPacketAndKeepsFlowOrder) {
   EXPECT_EQ(t.pool_free_at_stop, t.pool_buffers) << "every buffer back in the pool";
   EXPECT_FALSE(proc.wrong_thread());
   EXPECT_GT(proc.ticks(), 0u) << "workers tick between batches";
+}
+
+TEST(PipelineTest, HandOffsReachTheNamedWorkerInFlowOrder) {
+  FakeIo in0, in1, out;
+  ToyProcessor proc(3);
+  Pipeline p(SmallOptions(), {&in0, &in1}, &out, &proc);
+  p.Start();
+  constexpr int kPerFlow = 200;
+  for (int seq = 0; seq < kPerFlow; ++seq) {
+    for (uint8_t flow = 0; flow < 6; ++flow) (flow % 2 ? in1 : in0).Inject(Packet(flow, uint16_t(seq), 3));
+    if (seq % 10 == 9) {
+      ASSERT_TRUE(WaitFor([&] { return out.written_count() == size_t(6 * (seq + 1)); }));
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] { return out.written_count() == 6 * kPerFlow; }));
+  p.Stop();
+  std::map<int, int> next;
+  for (const Bytes& b : out.TakeWritten()) {
+    const int flow = b[0], seq = b[1] << 8 | b[2];
+    EXPECT_EQ(b[4], 0xB0 + flow % 3) << "first half on the flow's worker";
+    EXPECT_EQ(b[3], 0xAA + (flow % 3 + 1) % 3) << "second half on the worker it was handed to";
+    EXPECT_EQ(seq, next[flow]++) << "flow " << flow << " reordered";
+  }
+  const PipelineTotals t = p.Totals();
+  EXPECT_EQ(t.handed_off, 6u * kPerFlow);
+  EXPECT_EQ(t.processed, 2u * 6 * kPerFlow) << "each packet is processed once per worker it visits";
+  EXPECT_EQ(t.written, 6u * kPerFlow);
+  EXPECT_EQ(t.pool_free_at_stop, t.pool_buffers);
+  EXPECT_FALSE(proc.wrong_thread());
+}
+
+TEST(PipelineTest, StopFinishesHandOffsInFlight) {
+  FakeIo in, out;
+  ToyProcessor proc(2, std::chrono::microseconds(300));
+  PipelineOptions o = SmallOptions();
+  o.queue_depth = 64;
+  Pipeline p(o, {&in}, &out, &proc);
+  p.Start();
+  constexpr int kSent = 400;
+  for (int i = 0; i < kSent; ++i) in.Inject(Packet(uint8_t(i % 4), uint16_t(i), 3));
+  ASSERT_TRUE(WaitFor([&] { return in.pending() == 0; }, 20000));
+  p.Stop();  // hand-offs may still be queued for workers that have ended
+  const PipelineTotals t = p.Totals();
+  uint64_t dropped = 0;
+  for (uint64_t d : t.drops) dropped += d;
+  dropped -= t.drops[size_t(PipelineDrop::kWriteFailed)];
+  EXPECT_EQ(t.read, uint64_t(kSent));
+  EXPECT_EQ(t.written + dropped, uint64_t(kSent)) << "every packet read is written or dropped with a reason";
+  EXPECT_EQ(t.pool_free_at_stop, t.pool_buffers);
+  EXPECT_FALSE(proc.wrong_thread());
 }
 
 TEST(PipelineTest, DropsAndStatusReturnBuffers) {

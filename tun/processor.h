@@ -12,7 +12,9 @@
 
 namespace natd::tun {
 
-enum class Disposition : uint8_t { kWrite, kDrop, kStatus };
+// kHandOff: the packet's work continues on worker PacketBuf::hand_to (set by
+// Process), which gets it with kHandedOff in its flags.
+enum class Disposition : uint8_t { kWrite, kDrop, kStatus, kHandOff };
 
 class PacketProcessor {
  public:

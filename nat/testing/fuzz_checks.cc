@@ -18,6 +18,7 @@
 #include "nat/events.h"
 #include "nat/packet_view.h"
 #include "nat/port_set.h"
+#include "nat/prefix_set.h"
 #include "nat/testing/fixtures.h"
 #include "nat/verify.h"
 
@@ -635,8 +636,47 @@ std::string TranslateRun::Step(uint8_t op, const uint8_t* pkt, size_t len) {
   const uint32_t si = engine_->ShardOf(d, len);
   FUZZ_CHECK(si < engine_->shards(), si);
   Shard& shard = engine_->shard(si);
-  // The table this packet is looked up in, before.
   const L4Kind table_kind = port_based ? (vb.kind == L4Kind::kError ? vb.quote.kind : vb.kind) : L4Kind::kNone;
+
+  // Inside -> global address: hairpinned, through up to two shards.
+  if (port_based && to_global && engine_->config().inside.Contains(vb.family, d + vb.src_addr_offset())) {
+    const size_t alen = lab.alen;
+    PacketRef ref{d, uint32_t(len), capacity, offload, false};
+    Verdict v = shard.ProcessOne(ref, now_);
+    uint32_t last = si;
+    if (v.action == Action::kHandOff) {
+      FUZZ_CHECK(v.next_shard < engine_->shards() && v.next_shard != si && ref.handed_off, "a hand-off to shard ",
+                 v.next_shard, " from ", si);
+      FUZZ_CHECK(std::memcmp(d + vb.src_addr_offset(), lab.global, alen) == 0 &&
+                     std::memcmp(d + vb.dst_addr_offset(), lab.global, alen) == 0,
+                 "a handed-off packet goes from the global address to it");
+      last = v.next_shard;
+      v = engine_->shard(last).ProcessOne(ref, now_);
+      FUZZ_CHECK(v.action != Action::kHandOff, "one hand-off at most");
+    }
+    FUZZ_CHECK(v.action == Action::kForward || v.action == Action::kDrop, "hairpin verdict ", int(v.action));
+    FUZZ_CHECK(ref.len == len, "a hairpinned packet keeps its length");
+    if (v.action == Action::kForward) {
+      PacketView va;
+      const DropReason after = ParsePacket(d, len, &va);
+      FUZZ_CHECK(after == DropReason::kNone, "hairpinned packet parses: ", Name(after));
+      FUZZ_RETURN_IF_ERROR(CheckView(d, len, va));
+      FUZZ_CHECK(va.family == vb.family && va.len == vb.len && va.kind == vb.kind && va.l4 == vb.l4,
+                 "hairpinning keeps the packet's shape");
+      FUZZ_CHECK(!valid_before || ChecksumsValid(d, va), "checksums valid before hairpinning stay valid");
+      FUZZ_CHECK(!offload_valid_before || OffloadSumValid(d, va), "offloaded pseudo-header sum stays right");
+      FUZZ_CHECK(std::memcmp(d + va.src_addr_offset(), lab.global, alen) == 0,
+                 "a hairpinned packet comes from the global address");
+      FUZZ_CHECK(std::memcmp(d + va.dst_addr_offset(), lab.global, alen) != 0, "and goes to an inside host");
+    }
+    const Behavior& b = BehaviorOf(engine_->config(), table_kind);
+    for (uint32_t s : {si, last}) {
+      FUZZ_RETURN_IF_ERROR(
+          CheckTable(SessionsOf(engine_->shard(s), vb.family, table_kind), alen, b.sharing, engine_->plan(), s));
+    }
+    return CheckBalance("after a hairpinned packet");
+  }
+  // The table this packet is looked up in, before.
   const std::vector<LiveSession> sessions_before =
       port_based ? SessionsOf(shard, vb.family, table_kind) : std::vector<LiveSession>();
   const Counters& c = shard.counters();
@@ -757,6 +797,9 @@ std::string TranslateRun::Run(const uint8_t* data, size_t size) {
     return sets;
   }();
   EngineConfig c = *kBase;
+  // The lab's inside hosts (kInside4/6 and their neighbours): what they send
+  // to the global address is hairpinned.
+  c.inside = *PrefixSet::Parse("198.18.0.0/24,fd00:18::/64");
   const uint8_t b0 = data[0], b1 = data[1];
   c.tcp = c.udp = c.icmp = presets[b0 % presets.size()];
   c.shards = 1 + (b0 / 9) % 3;

@@ -106,13 +106,14 @@ lab_up() {
   ip -n "$FAR" -6 route add default via 2001:db8:51::1
 }
 
-# Starts natd in the router namespace with the lab's addresses and the given
-# extra flags; waits until its TUN is up and routed.
+# Starts natd in the router namespace with the lab's addresses (the global
+# ones, and the lan's as the inside networks) and the given extra flags;
+# waits until its TUN is up and routed.
 lab_start_natd() {
   local bin=${NATD_BIN:?set NATD_BIN to the natd binary}
   # Not through rtr(): $! must be natd itself (ip netns exec execs it).
   ip netns exec "$RTR" "$bin" --device=natd0 --global4=198.19.0.100 --global6=2001:db8:19::100 \
-    --log_file="$LAB_DIR/natd.log" "$@" >"$LAB_DIR/natd.out" 2>"$LAB_DIR/natd.err" &
+    --inside=198.18.0.0/24,fd00:18::/64 --log_file="$LAB_DIR/natd.log" "$@" >"$LAB_DIR/natd.out" 2>"$LAB_DIR/natd.err" &
   NATD_PID=$!
   # Usually ready in ~0.2 s; creating the TUN takes the kernel's global RTNL
   # lock, which other labs' namespace teardowns can hold for seconds.
