@@ -31,6 +31,7 @@ inline void StoreRaw16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 inline uint16_t ToRaw16(uint16_t host) { return __builtin_bswap16(host); }
 inline uint16_t FromRaw16(uint16_t raw) { return __builtin_bswap16(raw); }
 inline uint16_t LoadBe16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
+inline uint32_t LoadBe32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 inline void StoreBe16(uint8_t* p, uint16_t v) {
   p[0] = uint8_t(v >> 8);
   p[1] = uint8_t(v);

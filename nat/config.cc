@@ -29,6 +29,7 @@ absl::Status ValidateConfig(const EngineConfig& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("the inside prefixes (", c.inside.ToString(), ") contain the global address ", ToString(*c.global6)));
   }
+  if (c.fragment_timeout_ms <= 0) return absl::InvalidArgumentError("fragment timeout must be positive");
   if (c.port_probes < 1) return absl::InvalidArgumentError("port probes must be at least 1");
   const Timeouts& t = c.timeouts;
   if (t.udp_ms < kMinUdpTimeoutMs) {

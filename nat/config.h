@@ -62,6 +62,14 @@ struct EngineConfig {
   // sender, then inbound to the inside host that holds the destination port.
   // From any other source it is plain inbound.
   PrefixSet inside = PrefixSet::Private();
+  // Fragmented datagrams (fragment_table.h), over all shards: entries for
+  // datagrams in flight, fragments held until their datagram's first one
+  // arrives (by count and bytes), and how long an entry outlives its last
+  // fragment (and a held fragment waits).
+  uint32_t fragment_datagrams = 4096;
+  uint32_t fragments_held = 512;
+  uint32_t fragment_held_bytes = 4 << 20;
+  int64_t fragment_timeout_ms = 5000;
   // Seed for port randomization; 0 picks one from the OS.
   uint64_t seed = 0;
 };

@@ -23,7 +23,14 @@ namespace natd {
   X(kTruncatedQuote, "truncated-icmp-error-quote")                                    \
   X(kBadQuote, "bad-icmp-error-quote")                                                \
   /* defined behaviour for what natd does not translate */                            \
-  X(kFragment, "fragment")                                                            \
+  X(kHairpinFragment, "hairpin-fragment")                                            \
+  X(kTinyFragment, "tiny-fragment")                                                   \
+  X(kFragmentedIcmpError, "fragmented-icmp-error")                                    \
+  X(kFragmentNoFirst, "fragment-without-first")                                       \
+  X(kFragmentTimeout, "fragment-timeout")                                             \
+  X(kFragmentTableFull, "fragment-table-full")                                        \
+  X(kFragmentHoldCount, "fragment-hold-count")                                        \
+  X(kFragmentHoldBytes, "fragment-hold-bytes")                                        \
   X(kUnsupportedProtocol, "unsupported-protocol")                                     \
   X(kUnsupportedIcmpType, "unsupported-icmp-type")                                    \
   X(kNoGlobalAddress, "no-global-address-for-family")                                 \

@@ -4,18 +4,8 @@
 //   reader thread:   shard = engine.ShardOf(bytes)        (no table touched)
 //   worker thread k: engine.shard(k).Process(batch, ...)  (only shard k's state)
 //
-// Steering rule (both directions of a session meet in one shard):
-//   outbound (destination not a global address): the shard of the inside
-//     endpoint (source address, port or echo id) — the owner of the inside
-//     port when it is in the port set, so a preserved port is in the right
-//     slice; a hash of the endpoint otherwise (an inside host's ICMP error:
-//     the endpoint its quote is addressed to);
-//   inbound (destination is a global address): the owner of the destination
-//     port, or for an ICMP error of the quoted source port;
-//   hairpinned (destination a global address, source inside): as outbound;
-//     the shard hands the packet on to the owner of the destination port
-//     (shard.h);
-//   anything that will be dropped or is not port-based: a hash, or shard 0.
+// Steering (steering.h) puts both directions of a session, the ICMP errors
+// about it and every fragment of a datagram in one shard.
 #ifndef NATD_NAT_ENGINE_H_
 #define NATD_NAT_ENGINE_H_
 
@@ -29,6 +19,7 @@
 #include "nat/events.h"
 #include "nat/port_set.h"
 #include "nat/shard.h"
+#include "nat/steering.h"
 
 namespace natd {
 
@@ -48,13 +39,12 @@ class Engine {
   std::string CountersText() const;
 
  private:
-  Engine(const EngineConfig& config, PortPlan plan) : config_(config), plan_(std::move(plan)) {}
-
-  uint32_t InsideShard(const uint8_t* addr, size_t addr_len, uint16_t port) const;
+  Engine(const EngineConfig& config, PortPlan plan)
+      : config_(config), plan_(std::move(plan)), steering_(config_, &plan_) {}
 
   const EngineConfig config_;
   const PortPlan plan_;
-  uint8_t global6_bytes_[16] = {};  // for steering: compared with each packet's destination
+  const Steering steering_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };
 

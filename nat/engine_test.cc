@@ -475,7 +475,7 @@ TEST(EngineCounters, TextListsCountersAndDrops) {
   const std::string text = e.CountersText();
   EXPECT_THAT(text, HasSubstr("packets_out 0\n"));
   EXPECT_THAT(text, HasSubstr("drop.inbound-no-mapping 1\n"));
-  EXPECT_THAT(text, ::testing::Not(HasSubstr("drop.fragment")));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("drop.tiny-fragment")));
 }
 
 // ---------------------------------------------------------------------------

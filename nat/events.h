@@ -69,6 +69,8 @@ struct Counters {
   Counter packets_in;   // translated outside -> inside (ICMP errors included)
   Counter icmp_errors_in;
   Counter hairpinned;  // inside -> global address -> inside, both halves done
+  Counter fragments_translated;
+  Counter fragments_held;  // kept until their datagram's first fragment came
   Counter icmp_prohibited_sent;        // answers to refused packets
   Counter icmp_prohibited_suppressed;  // refused beyond the rate limit
   Counter status_requests;

@@ -21,7 +21,8 @@
 //   ICMP checksum: the sum of every change above.
 //
 // It is matched by the quoted session and never creates or refreshes state.
-// Not handled here: fragments (kFragment, dropped by the shard).
+// Fragments: the shard passes a first fragment here like a whole packet and
+// rewrites later ones itself (fragment_table.h).
 #ifndef NATD_NAT_IN2OUT_H_
 #define NATD_NAT_IN2OUT_H_
 

@@ -12,6 +12,7 @@ struct IpHeaderInfo {
   uint8_t proto = 0;
   bool fragment = false;       // non-first or more-fragments
   bool later_fragment = false;  // offset != 0: no L4 header here
+  uint32_t frag_id = 0;
 };
 
 // Walks an IPv4 header at [begin, end). For the outer packet `end` is the
@@ -26,6 +27,7 @@ DropReason ParseIp4Header(const uint8_t* d, uint32_t begin, uint32_t end, IpHead
   uint16_t frag = LoadBe16(h + 6);
   out->fragment = (frag & 0x3fff) != 0;
   out->later_fragment = (frag & 0x1fff) != 0;
+  out->frag_id = LoadBe16(h + 4);
   out->proto = h[9];
   out->l4 = begin + ihl;
   return DropReason::kNone;
@@ -47,6 +49,7 @@ DropReason ParseIp6Header(const uint8_t* d, uint32_t begin, uint32_t end, IpHead
       if (more || later) {  // an atomic fragment (RFC 6946) is processed whole
         out->fragment = true;
         out->later_fragment = later;
+        out->frag_id = LoadBe32(e + 4);
       }
       next = e[0];
       off += 8;
@@ -130,16 +133,22 @@ DropReason ParsePacket(const uint8_t* d, size_t buf_len, PacketView* v) {
   }
   v->proto = ip.proto;
   v->l4 = static_cast<uint16_t>(ip.l4);
-  if (ip.fragment) {
-    v->fragment = true;
-    return DropReason::kNone;
-  }
+  v->fragment = ip.fragment;
+  v->later_fragment = ip.later_fragment;
+  v->frag_id = ip.frag_id;
+  // A later fragment carries no L4 header: its datagram's first one does.
+  if (ip.later_fragment) return DropReason::kNone;
   const uint32_t avail = v->len - ip.l4;
   const uint8_t* l4 = d + ip.l4;
+  // A first fragment too short for its L4 header (RFC 1858's tiny fragment)
+  // cannot be translated; it is not malformed.
+  const uint32_t need = ip.proto == kProtoTcp ? 20 : 8;
+  if (ip.fragment && avail < need) return DropReason::kTinyFragment;
   switch (ip.proto) {
     case kProtoTcp: {
       if (avail < 20) return DropReason::kTruncatedL4Header;
       uint32_t doff = (l4[12] >> 4) * 4u;
+      if (doff > avail && doff >= 20 && ip.fragment) return DropReason::kTinyFragment;
       if (doff < 20 || doff > avail) return DropReason::kBadTcpDataOffset;
       v->kind = L4Kind::kTcp;
       v->src_port = LoadBe16(l4);
@@ -150,7 +159,8 @@ DropReason ParsePacket(const uint8_t* d, size_t buf_len, PacketView* v) {
     case kProtoUdp: {
       if (avail < 8) return DropReason::kTruncatedL4Header;
       uint32_t ulen = LoadBe16(l4 + 4);
-      if (ulen < 8 || ulen > avail) return DropReason::kBadUdpLength;
+      // A first fragment holds only the start of what the UDP length covers.
+      if (ulen < 8 || (ulen > avail && !ip.fragment)) return DropReason::kBadUdpLength;
       v->kind = L4Kind::kUdp;
       v->src_port = LoadBe16(l4);
       v->dst_port = LoadBe16(l4 + 2);
@@ -168,6 +178,7 @@ DropReason ParsePacket(const uint8_t* d, size_t buf_len, PacketView* v) {
         return DropReason::kNone;
       }
       if (IsIcmpError(v->family, l4[0])) {
+        if (ip.fragment) return DropReason::kFragmentedIcmpError;
         DropReason r = ParseQuote(d, ip.l4 + 8, v->len, v->family, &v->quote);
         if (r != DropReason::kNone) return r;
         v->kind = L4Kind::kError;

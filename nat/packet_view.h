@@ -9,11 +9,16 @@
 // Ports are kept in host order. For ICMP echo the identifier is the "port" of
 // both ends (src_port == dst_port == id).
 //
-// Deliberately not parsed: fragments beyond their IP header (`fragment` is
-// set, nothing below it is read; an IPv6 atomic fragment is not a fragment,
-// RFC 6946), IPsec, and any ICMP type that is neither echo nor one of the
-// errors Destination Unreachable, Time Exceeded, Parameter Problem and (v6)
-// Packet Too Big.
+// Fragments (IPv4 MF/offset, IPv6 Fragment header; an IPv6 atomic fragment
+// is not a fragment, RFC 6946): `fragment` is set with the datagram's
+// identification; a first fragment is parsed down to its L4 header like a
+// whole packet (the UDP length then covers more than is here), a later one
+// (`later_fragment`) stops at its IP header. A first fragment too short for
+// its L4 header is a `tiny-fragment`; a fragmented ICMP error is refused.
+//
+// Deliberately not parsed: IPsec, and any ICMP type that is neither echo nor
+// one of the errors Destination Unreachable, Time Exceeded, Parameter Problem
+// and (v6) Packet Too Big.
 #ifndef NATD_NAT_PACKET_VIEW_H_
 #define NATD_NAT_PACKET_VIEW_H_
 
@@ -52,7 +57,9 @@ struct PacketView {
   uint8_t family = 0;  // 4 or 6
   uint8_t proto = 0;  // upper-layer protocol after extension headers
   L4Kind kind = L4Kind::kNone;
-  bool fragment = false;  // a real fragment: nothing below IP was parsed
+  bool fragment = false;        // one fragment of a datagram
+  bool later_fragment = false;  // not the first: nothing below IP was parsed
+  uint32_t frag_id = 0;         // the datagram's identification (IPv4: 16 bits)
   uint8_t tcp_flags = 0;
   uint8_t icmp_type = 0;
   uint8_t icmp_code = 0;

@@ -229,12 +229,26 @@ TEST(PacketViewTest, Ipv6Fragments) {
   s.ext_headers = {0, 44};
   Bytes first = Build(s);
   first[48 + 3] |= 1;  // M
+  first[48 + 4] = 0xab;  // identification 0xab000000
   PacketView v;
   ASSERT_TRUE(Parses(first, &v));
   EXPECT_TRUE(v.fragment);
+  EXPECT_FALSE(v.later_fragment);
+  EXPECT_EQ(v.frag_id, 0xab000000u);
   EXPECT_EQ(v.proto, kProtoUdp);
-  EXPECT_EQ(v.kind, L4Kind::kNone);  // nothing below IP is read
-  EXPECT_EQ(v.src_port, 0);
+  EXPECT_EQ(v.kind, L4Kind::kUdp);  // a first fragment is parsed to its L4 header
+  EXPECT_EQ(v.src_port, 1111);
+  EXPECT_EQ(v.dst_port, 2222);
+  // Its UDP length covers the whole datagram, more than is here.
+  Bytes longer = first;
+  Put16(longer, 56 + 4, 1000);
+  ASSERT_TRUE(Parses(longer, &v));
+  EXPECT_EQ(v.kind, L4Kind::kUdp);
+  // Too short for the UDP header: a tiny fragment, not malformed.
+  Bytes tiny = Shorten(first, 56 + 4);
+  Put16(tiny, 4, uint16_t(tiny.size() - 40));
+  EXPECT_EQ(ParsePacket(tiny.data(), tiny.size(), &v), DropReason::kTinyFragment);
+  EXPECT_FALSE(IsMalformed(DropReason::kTinyFragment));
 
   // A later fragment carries no L4 header at all; its bytes are not read.
   Bytes later = Build(s);
@@ -242,6 +256,7 @@ TEST(PacketViewTest, Ipv6Fragments) {
   later = Shorten(later, 56 + 3);
   ASSERT_TRUE(Parses(later, &v));
   EXPECT_TRUE(v.fragment);
+  EXPECT_TRUE(v.later_fragment);
   EXPECT_EQ(v.kind, L4Kind::kNone);
 }
 
@@ -251,7 +266,10 @@ TEST(PacketViewTest, Ipv4Fragments) {
   PacketView v;
   ASSERT_TRUE(Parses(mf, &v));
   EXPECT_TRUE(v.fragment);
-  EXPECT_EQ(v.kind, L4Kind::kNone);
+  EXPECT_FALSE(v.later_fragment);
+  EXPECT_EQ(v.frag_id, 0x1234u);
+  EXPECT_EQ(v.kind, L4Kind::kTcp);
+  EXPECT_EQ(v.src_port, 1);
   EXPECT_EQ(v.proto, kProtoTcp);
 
   Bytes later = Build(Spec(4, kProtoTcp, 1, 2, 8));
@@ -259,6 +277,8 @@ TEST(PacketViewTest, Ipv4Fragments) {
   later = Shorten(later, 20 + 3);  // too short for TCP, but not read
   ASSERT_TRUE(Parses(later, &v));
   EXPECT_TRUE(v.fragment);
+  EXPECT_TRUE(v.later_fragment);
+  EXPECT_EQ(v.kind, L4Kind::kNone);
 
   Bytes df = Build(Spec(4, kProtoTcp, 1, 2, 8));
   df[6] = 0x40;  // DF only: a whole packet

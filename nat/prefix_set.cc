@@ -47,7 +47,21 @@ absl::StatusOr<PrefixSet> PrefixSet::Parse(const std::string& text) {
 }
 
 PrefixSet PrefixSet::Private() {
-  return *Parse("10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7");
+  return *Parse("10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7");
+}
+
+PrefixSet PrefixSet::Without(const Ip4& a) const {
+  PrefixSet out = *this;
+  const uint32_t h = ntohl(a.raw);
+  std::erase_if(out.v4_, [&](const P4& p) { return (h & p.mask) == p.net; });
+  return out;
+}
+
+PrefixSet PrefixSet::Without(const Ip6& a) const {
+  PrefixSet out = *this;
+  const uint64_t hi = be64toh(a.hi), lo = be64toh(a.lo);
+  std::erase_if(out.v6_, [&](const P6& p) { return (hi & p.mask_hi) == p.net_hi && (lo & p.mask_lo) == p.net_lo; });
+  return out;
 }
 
 bool PrefixSet::Contains(const Ip4& a) const {

@@ -26,8 +26,13 @@ class PrefixSet {
   // "10.0.0.0/8,fd00::/8" (commas or spaces; empty: no prefix). A prefix with
   // host bits set or a length past the family's width is an error.
   static absl::StatusOr<PrefixSet> Parse(const std::string& text);
-  // The private ranges: RFC 1918, RFC 6598 shared space, RFC 4193 ULA.
+  // The private ranges of RFC 1918 and RFC 4193 (ULA). Not RFC 6598's
+  // shared space: behind a carrier-grade NAT that is the outside.
   static PrefixSet Private();
+  // The same set less every prefix that holds `a` (a global address in a
+  // private range: natd behind another NAT, whose side is outside).
+  PrefixSet Without(const Ip4& a) const;
+  PrefixSet Without(const Ip6& a) const;
 
   bool Contains(const Ip4& a) const;
   bool Contains(const Ip6& a) const;

@@ -112,9 +112,15 @@ Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, E
     : index_(index),
       plan_(plan),
       inside_(config.inside),
+      steering_(config, plan),
+      frags_(FragmentLimits{(config.fragment_datagrams + config.shards - 1) / config.shards,
+                            (config.fragments_held + config.shards - 1) / config.shards,
+                            (config.fragment_held_bytes + config.shards - 1) / config.shards,
+                            config.fragment_timeout_ms}),
       prohibited_per_second_(config.icmp_prohibited_per_second),
       rng_(SeedFor(config, index)),
       events_(events) {
+  released_.reserve(frags_.limits().held);
   if (config.global4) {
     v4_ = std::make_unique<FamilyTables<Ip4>>(config, *config.global4, index, plan, &rng_, &counters_, events);
   }
@@ -145,7 +151,6 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
     return Verdict{r == DropReason::kNone ? Action::kForward : Action::kDrop, r, 0};
   };
   if (tables == nullptr) return verdict(DropReason::kNoGlobalAddress);
-  if (v.fragment) return verdict(DropReason::kFragment);
   uint8_t* const d = p.data;
   const ChecksumMode mode = p.partial_checksum ? ChecksumMode::kPartial : ChecksumMode::kFull;
   const Addr& global = tables->tcp.global();
@@ -192,7 +197,9 @@ Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
 #ifdef NATD_VERIFY_CHECKSUMS
     const bool valid_before = !v.fragment && !p.partial_checksum && ChecksumsValid(d, v);
 #endif
-    Verdict t = v.family == 4 ? Translate(v4_.get(), p, v, now) : Translate(v6_.get(), p, v, now);
+    Verdict t = v.fragment          ? ProcessFragment(p, v, now)
+                : v.family == 4 ? Translate(v4_.get(), p, v, now)
+                                : Translate(v6_.get(), p, v, now);
     r = t.reason;
 #ifdef NATD_VERIFY_CHECKSUMS
     if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
@@ -200,7 +207,7 @@ Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
       std::abort();
     }
 #endif
-    if (t.action == Action::kHandOff) return t;
+    if (t.action == Action::kHandOff || t.action == Action::kHold) return t;
   }
   if (r != DropReason::kNone) {
     counters_.drop(r).Add();
@@ -210,6 +217,124 @@ Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
     return {Action::kDrop, r};
   }
   return {Action::kForward, DropReason::kNone};
+}
+
+Verdict Shard::ProcessFragment(PacketRef& p, PacketView& v, int64_t now) {
+  auto drop = [](DropReason r) { return Verdict{Action::kDrop, r, 0}; };
+  uint8_t* const d = p.data;
+  if (v.family == 4 ? v4_ == nullptr : v6_ == nullptr) return drop(DropReason::kNoGlobalAddress);
+  if (steering_.IsGlobal(v.family, d + v.src_addr_offset())) return drop(DropReason::kSourceIsGlobal);
+  if (steering_.IsGlobal(v.family, d + v.dst_addr_offset()) && steering_.IsInside(v.family, d + v.src_addr_offset())) {
+    return drop(DropReason::kHairpinFragment);
+  }
+  const FragmentKey key = FragmentKey::Of(d, v);
+  // Handed here by the datagram's shard: this shard holds the session.
+  if (p.handed_off) return TranslateFragment(p, v, key, now);
+
+  // This is the datagram's shard (steered by its key).
+  if (!v.later_fragment) {
+    const uint32_t i = frags_.Touch(key, now);
+    if (i == kNil) return drop(DropReason::kFragmentTableFull);
+    const uint16_t target = static_cast<uint16_t>(steering_.ShardOfFlow(d, v));
+    frags_.at(i).target = target;
+    Verdict first;
+    if (target == index_) {
+      first = TranslateFragment(p, v, key, now);
+    } else {
+      p.handed_off = true;
+      first = Verdict{Action::kHandOff, DropReason::kNone, target};
+    }
+    // What waited for this fragment follows it.
+    frags_.Release(i, [&](const HeldPacket& h) { ReleaseHeld(h, key, target, now); });
+    return first;
+  }
+  if (const uint32_t i = frags_.Find(key); i != kNil && frags_.at(i).target != FragmentTable::kNoTarget) {
+    frags_.Touch(key, now);
+    const uint16_t target = frags_.at(i).target;
+    if (target == index_) return TranslateFragment(p, v, key, now);
+    p.handed_off = true;
+    return Verdict{Action::kHandOff, DropReason::kNone, target};
+  }
+  // Ahead of its first fragment: keep it, within bounds.
+  const uint32_t i = frags_.Touch(key, now);
+  if (i == kNil) return drop(DropReason::kFragmentTableFull);
+  const DropReason r = frags_.Hold(i, HeldPacket{d, p.len, p.capacity, p.cookie});
+  if (r != DropReason::kNone) return drop(r);
+  counters_.fragments_held.Add();
+  return Verdict{Action::kHold, DropReason::kNone, 0};
+}
+
+Verdict Shard::TranslateFragment(PacketRef& p, PacketView& v, const FragmentKey& key, int64_t now) {
+  uint8_t* const d = p.data;
+  const size_t alen = v.family == 4 ? 4 : 16;
+  const bool inbound = steering_.IsGlobal(v.family, d + v.dst_addr_offset());
+  if (!v.later_fragment) {
+    // The first fragment: translated with its session like a whole packet.
+    PacketRef whole = p;
+    whole.handed_off = false;
+    const Verdict t = v.family == 4 ? Translate(v4_.get(), whole, v, now) : Translate(v6_.get(), whole, v, now);
+    if (t.action != Action::kForward) return t;
+    counters_.fragments_translated.Add();
+    // Record the new addresses for the later fragments (without an entry
+    // they are dropped as fragment-without-first).
+    if (const uint32_t i = frags_.Touch(key, now); i != kNil) {
+      FragmentTable::Datagram& e = frags_.at(i);
+      e.translated = true;
+      std::memcpy(e.new_src, d + v.src_addr_offset(), alen);
+      std::memcpy(e.new_dst, d + v.dst_addr_offset(), alen);
+      if (v.family == 4) {
+        e.ip4_delta = AddDelta(DeltaBytes(key.src, e.new_src, 4), DeltaBytes(key.dst, e.new_dst, 4));
+      }
+    }
+    return t;
+  }
+  const uint32_t i = frags_.Find(key);
+  if (i == kNil || !frags_.at(i).translated) return Verdict{Action::kDrop, DropReason::kFragmentNoFirst, 0};
+  frags_.Touch(key, now);
+  const FragmentTable::Datagram& e = frags_.at(i);
+  std::memcpy(d + v.src_addr_offset(), e.new_src, alen);
+  std::memcpy(d + v.dst_addr_offset(), e.new_dst, alen);
+  if (v.family == 4) ApplyDeltaAt(d + 10, e.ip4_delta);
+  counters_.fragments_translated.Add();
+  (inbound ? counters_.packets_in : counters_.packets_out).Add();
+  return Verdict{Action::kForward, DropReason::kNone, 0};
+}
+
+void Shard::ReleaseHeld(const HeldPacket& h, const FragmentKey& key, uint16_t target, int64_t now) {
+  PacketRef r{h.data, h.len, h.capacity, false, false, h.cookie};
+  if (target != index_) {
+    r.handed_off = true;
+    released_.push_back({r, Verdict{Action::kHandOff, DropReason::kNone, target}});
+    return;
+  }
+  PacketView v;
+  DropReason pr = ParsePacket(h.data, h.len, &v);
+  Verdict t = pr == DropReason::kNone ? TranslateFragment(r, v, key, now) : Verdict{Action::kDrop, pr, 0};
+  if (t.action == Action::kDrop) {
+    ReleaseDropped(h, t.reason);
+    return;
+  }
+  released_.push_back({r, t});
+}
+
+void Shard::ReleaseDropped(const HeldPacket& h, DropReason why) {
+  counters_.drop(why).Add();
+  events_->PacketDropped(why, h.data, h.len);
+  released_.push_back({PacketRef{h.data, h.len, h.capacity, false, false, h.cookie}, Verdict{Action::kDrop, why, 0}});
+}
+
+size_t Shard::TakeReleased(std::span<Released> out) {
+  size_t n = 0;
+  while (n < out.size() && released_taken_ < released_.size()) out[n++] = released_[released_taken_++];
+  if (released_taken_ == released_.size()) {
+    released_.clear();
+    released_taken_ = 0;
+  }
+  return n;
+}
+
+void Shard::ReleaseAllHeld(int64_t now) {
+  frags_.Expire(now, true, [&](const HeldPacket& h) { ReleaseDropped(h, DropReason::kFragmentTimeout); });
 }
 
 bool Shard::ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now) {
@@ -286,6 +411,7 @@ void Shard::Process(std::span<PacketRef> packets, std::span<Verdict> verdicts, i
 }
 
 size_t Shard::Expire(int64_t now) {
+  frags_.Expire(now, false, [&](const HeldPacket& h) { ReleaseDropped(h, DropReason::kFragmentTimeout); });
   size_t n = 0;
   if (v4_) n += v4_->tcp.Expire(now) + v4_->udp.Expire(now) + v4_->icmp.Expire(now);
   if (v6_) n += v6_->tcp.Expire(now) + v6_->udp.Expire(now) + v6_->icmp.Expire(now);

@@ -18,7 +18,9 @@
 //   G:x' -> B:b   forwarded; B sees A's external endpoint, never A:a (REQ-9b)
 //
 // The two halves meet only through the dataplane's queue to the owner's
-// worker, so no lock is shared. Inside hosts are told from remote ones by
+// worker, so no lock is shared. Fragments take the same road: steered by
+// their datagram, held there until the first fragment names the shard of
+// the session, then handed to it (fragment_table.h). Inside hosts are told from remote ones by
 // EngineConfig::inside. Echo requests to the global address are not
 // hairpinned (no inside host answers at an identifier; `hairpin-echo`).
 #ifndef NATD_NAT_SHARD_H_
@@ -29,6 +31,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "nat/addr.h"
 #include "nat/config.h"
@@ -36,7 +39,9 @@
 #include "nat/mapping_table.h"
 #include "nat/packet_view.h"
 #include "nat/port_set.h"
+#include "nat/fragment_table.h"
 #include "nat/prefix_set.h"
+#include "nat/steering.h"
 #include "nat/rewrite.h"
 #include "nat/rng.h"
 
@@ -54,15 +59,20 @@ struct PacketRef {
   // by the device (TUN offload, VIRTIO_NET_HDR_F_NEEDS_CSUM).
   bool partial_checksum = false;
   // The second half of a hairpin: another shard (or this one) translated it
-  // outbound and handed it here, to the owner of its destination port.
+  // outbound and handed it here, to the owner of its destination port. A
+  // fragment: handed here by the shard its datagram steers to.
   bool handed_off = false;
+  // The caller's name for the buffer, given back with a held packet.
+  uint64_t cookie = 0;
 };
 
 // kReply: the packet was refused and the buffer now holds natd's answer to
 // its sender (an ICMP "administratively prohibited"), PacketRef::len long.
-// kHandOff: half-way through a hairpin; give the packet to shard
-// Verdict::next_shard with PacketRef::handed_off set.
-enum class Action : uint8_t { kForward, kDrop, kStatus, kReply, kHandOff };
+// kHandOff: give the packet to shard Verdict::next_shard, with
+// PacketRef::handed_off set (half-way through a hairpin; a fragment whose
+// session is there). kHold: the shard keeps the packet (a fragment waiting
+// for its datagram's first one); TakeReleased gives it back later.
+enum class Action : uint8_t { kForward, kDrop, kStatus, kReply, kHandOff, kHold };
 
 struct Verdict {
   Action action = Action::kDrop;
@@ -96,9 +106,21 @@ class Shard {
     return ProcessOne(p, now_ms);
   }
 
-  // Expires what is due at now_ms; returns sessions removed.
+  // A packet held earlier, let go with what to do with it now.
+  struct Released {
+    PacketRef packet;
+    Verdict verdict;
+  };
+  // Takes up to out.size() released packets, oldest first; call after
+  // Process and Expire until it returns 0.
+  size_t TakeReleased(std::span<Released> out);
+  // Lets go of every held packet (dropped), e.g. at stop.
+  void ReleaseAllHeld(int64_t now_ms);
+
+  // Expires what is due at now_ms (held fragments too); returns sessions removed.
   size_t Expire(int64_t now_ms);
   void Flush();
+  const FragmentTable& fragments() const { return frags_; }
 
   // Human-readable tables (mappings, sessions, TCP state, traffic).
   void AppendStatus(std::string* out, int64_t now_ms) const;
@@ -114,6 +136,11 @@ class Shard {
   bool ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now_ms);
   template <typename Addr>
   Verdict Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now_ms);
+  // Fragments: steering (the datagram's shard) and translation (the session's).
+  Verdict ProcessFragment(PacketRef& p, PacketView& v, int64_t now_ms);
+  Verdict TranslateFragment(PacketRef& p, PacketView& v, const FragmentKey& key, int64_t now_ms);
+  void ReleaseHeld(const HeldPacket& h, const FragmentKey& key, uint16_t target, int64_t now_ms);
+  void ReleaseDropped(const HeldPacket& h, DropReason why);
   template <typename Addr>
   DropReason TranslateIn(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode,
                          int64_t now_ms);
@@ -121,6 +148,10 @@ class Shard {
   const uint32_t index_;
   const PortPlan* const plan_;
   const PrefixSet inside_;
+  const Steering steering_;
+  FragmentTable frags_;
+  std::vector<Released> released_;
+  size_t released_taken_ = 0;
   const uint32_t prohibited_per_second_;
   int64_t prohibited_second_ = -1;
   uint32_t prohibited_sent_this_second_ = 0;

@@ -21,7 +21,7 @@ namespace natd {
 
 // Readable verdicts in assertion messages.
 void PrintTo(const Verdict& v, std::ostream* os) {
-  static constexpr const char* kActions[] = {"forward", "drop", "status"};
+  static constexpr const char* kActions[] = {"forward", "drop", "status", "reply", "hand-off", "hold"};
   *os << kActions[static_cast<int>(v.action)] << "/" << DropReasonName(v.reason);
 }
 
@@ -143,7 +143,8 @@ TEST(FixturesTest, NamesAreUniqueAndEveryOutcomeIsCovered) {
   }
   EXPECT_GE(forwards, 35);
   EXPECT_EQ(statuses, 1);
-  for (DropReason r : {DropReason::kFragment, DropReason::kUnsupportedProtocol, DropReason::kUnsupportedIcmpType,
+  for (DropReason r : {DropReason::kTinyFragment, DropReason::kHairpinFragment, DropReason::kFragmentedIcmpError,
+                       DropReason::kUnsupportedProtocol, DropReason::kUnsupportedIcmpType,
                        DropReason::kNoMapping, DropReason::kIcmpErrorNoSession,
                        DropReason::kTcpNoSession, DropReason::kSourceIsGlobal}) {
     EXPECT_TRUE(reasons.count(r)) << "no fixture drops with " << DropReasonName(r);

@@ -33,9 +33,11 @@ ABSL_FLAG(uint32_t, queues, 1, "TUN queues, one reader thread each (1..64)");
 ABSL_FLAG(uint32_t, workers, 1, "NAT workers, one table shard each (1..254)");
 ABSL_FLAG(std::string, global4, "", "global IPv4 address (empty: no NAPT44)");
 ABSL_FLAG(std::string, global6, "", "global IPv6 address (empty: no NAPT66)");
-ABSL_FLAG(std::string, inside, "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7",
+ABSL_FLAG(std::string, inside, "private",
           "the inside networks (CIDR prefixes, comma-separated): a packet from one of them to a global address is "
-          "hairpinned to the inside host holding that external port; from anywhere else it is inbound");
+          "hairpinned to the inside host holding that external port; from anywhere else it is inbound. 'private': "
+          "10/8, 172.16/12, 192.168/16 and fc00::/7, less any that holds a global address (natd behind another "
+          "NAT); 'none': no hairpinning");
 ABSL_FLAG(std::string, preset, "port-restricted-cone",
           "NAT behaviour for every protocol: full-cone, restricted-cone, port-restricted-cone, symmetric, "
           "quasi-restricted-cone, quasi-port-restricted-cone, quasi-symmetric, address-dependent, "
@@ -57,6 +59,13 @@ ABSL_FLAG(uint32_t, max_sessions_per_host, 0,
 ABSL_FLAG(uint32_t, icmp_prohibited_per_second, 100,
           "answers (ICMP administratively prohibited) to inside hosts whose new flow natd refuses, per second "
           "and worker (0: none)");
+ABSL_FLAG(uint32_t, fragment_datagrams, 4096,
+          "fragmented datagrams tracked at once, over all workers (their first fragment names the session)");
+ABSL_FLAG(uint32_t, fragments_held, 512,
+          "fragments held while their datagram's first fragment has not arrived, over all workers");
+ABSL_FLAG(uint32_t, fragment_held_bytes, 4 << 20, "bytes of fragments held at once, over all workers");
+ABSL_FLAG(absl::Duration, fragment_timeout, absl::Seconds(5),
+          "how long a fragmented datagram is remembered after its last fragment (and a held fragment waits)");
 ABSL_FLAG(uint32_t, mtu, 1500, "MTU of the TUN device");
 ABSL_FLAG(bool, offload, true,
           "TUN offloads (IFF_VNET_HDR: checksum, TCP and UDP segmentation) where the kernel supports them: "
@@ -106,11 +115,17 @@ EngineConfig ConfigFromFlags() {
     c.global6 = a;
   }
   if (!c.global4 && !c.global6) Fail("--global4 or --global6: at least one global address is needed");
-  auto inside = PrefixSet::Parse(absl::GetFlag(FLAGS_inside));
-  if (!inside.ok()) Fail(absl::StrCat("--inside: ", std::string(inside.status().message())));
-  c.inside = *std::move(inside);
-  if ((c.global4 && c.inside.Contains(*c.global4)) || (c.global6 && c.inside.Contains(*c.global6))) {
-    Fail(absl::StrCat("--inside: ", c.inside.ToString(), " contains a global address"));
+  if (const std::string in = absl::GetFlag(FLAGS_inside); in == "private") {
+    c.inside = PrefixSet::Private();
+    if (c.global4) c.inside = c.inside.Without(*c.global4);
+    if (c.global6) c.inside = c.inside.Without(*c.global6);
+  } else {
+    auto inside = PrefixSet::Parse(in == "none" ? "" : in);
+    if (!inside.ok()) Fail(absl::StrCat("--inside: ", std::string(inside.status().message())));
+    c.inside = *std::move(inside);
+    if ((c.global4 && c.inside.Contains(*c.global4)) || (c.global6 && c.inside.Contains(*c.global6))) {
+      Fail(absl::StrCat("--inside: ", c.inside.ToString(), " contains a global address"));
+    }
   }
   const std::string preset = absl::GetFlag(FLAGS_preset);
   PresetFlag("preset", preset);
@@ -137,6 +152,12 @@ EngineConfig ConfigFromFlags() {
   c.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   c.max_sessions_per_host = absl::GetFlag(FLAGS_max_sessions_per_host);
   c.icmp_prohibited_per_second = absl::GetFlag(FLAGS_icmp_prohibited_per_second);
+  c.fragment_datagrams = absl::GetFlag(FLAGS_fragment_datagrams);
+  c.fragments_held = absl::GetFlag(FLAGS_fragments_held);
+  c.fragment_held_bytes = absl::GetFlag(FLAGS_fragment_held_bytes);
+  c.fragment_timeout_ms = Ms("fragment_timeout", absl::GetFlag(FLAGS_fragment_timeout));
+  if (c.fragment_datagrams > (1u << 24)) Fail("--fragment_datagrams: at most 2^24");
+  if (c.fragments_held > c.fragment_datagrams * 64ull) Fail("--fragments_held: at most 64 per tracked datagram");
   if (c.max_sessions < c.shards || c.max_sessions > (1u << 28)) {
     Fail("--max_sessions: must be between --workers and 2^28");
   }
@@ -217,7 +238,8 @@ int Main(int argc, char** argv) {
   pipeline.Start();
   events.Line(absl::StrCat("natd: running on ", (*device)->name(), " with ", queues, " queue(s), ", config.shards,
                            " worker(s); offloads ", (*device)->offloads(), "; ports ", config.ports.description(), "; tcp ", std::string(config.tcp.name),
-                           ", udp ", std::string(config.udp.name), ", icmp ", std::string(config.icmp.name), "\n"));
+                           ", udp ", std::string(config.udp.name), ", icmp ", std::string(config.icmp.name),
+                           "; inside (hairpinned) ", config.inside.empty() ? "none" : config.inside.ToString(), "\n"));
   std::fprintf(stdout, "natd: ready\n");
   std::fflush(stdout);
 

@@ -143,7 +143,7 @@ void Pipeline::CollectStatus(uint32_t w, int64_t now_ms) {
 struct Pipeline::BatchContext {
   BatchContext(Pipeline& p, uint32_t batch)
       : writer_token(p.writer_queue_), pool_out(p.pool_.MakeProducerToken()), pkts(batch), verdicts(batch),
-        handoff(p.proc_->workers()) {
+        released(batch), released_how(batch), handoff(p.proc_->workers()) {
     for (auto& q : p.worker_queues_) handoff_tokens.emplace_back(*q);
     to_write.reserve(batch);
     to_free.reserve(batch);
@@ -154,16 +154,31 @@ struct Pipeline::BatchContext {
   std::vector<moodycamel::ProducerToken> handoff_tokens;
   std::vector<PacketBuf> pkts, to_write, to_free;
   std::vector<Disposition> verdicts;
+  std::vector<PacketBuf> released;
+  std::vector<Disposition> released_how;
   std::vector<std::vector<PacketBuf>> handoff;  // per target worker
 };
 
 void Pipeline::FinishBatch(uint32_t w, BatchContext& ctx, size_t n, int64_t now) {
-  proc_->Process(w, std::span(ctx.pkts.data(), n), std::span(ctx.verdicts.data(), n), now);
-  processed_.fetch_add(n, std::memory_order_relaxed);
+  if (n > 0) {
+    proc_->Process(w, std::span(ctx.pkts.data(), n), std::span(ctx.verdicts.data(), n), now);
+    processed_.fetch_add(n, std::memory_order_relaxed);
+    Route(ctx, ctx.pkts.data(), ctx.verdicts.data(), n);
+  }
+  // What the processor let go of comes after the batch that freed it.
+  size_t r;
+  while ((r = proc_->TakeReleased(w, std::span(ctx.released), std::span(ctx.released_how), now, false)) > 0) {
+    released_.fetch_add(r, std::memory_order_relaxed);
+    Route(ctx, ctx.released.data(), ctx.released_how.data(), r);
+  }
+  Flush(ctx);
+}
+
+void Pipeline::Route(BatchContext& ctx, PacketBuf* pkts, const Disposition* how, size_t n) {
   const uint32_t workers = proc_->workers();
   for (size_t i = 0; i < n; ++i) {
-    PacketBuf& p = ctx.pkts[i];
-    switch (ctx.verdicts[i]) {
+    PacketBuf& p = pkts[i];
+    switch (how[i]) {
       case Disposition::kWrite:
         ctx.to_write.push_back(p);
         break;
@@ -171,6 +186,9 @@ void Pipeline::FinishBatch(uint32_t w, BatchContext& ctx, size_t n, int64_t now)
         status_.fetch_add(1, std::memory_order_relaxed);
         status_generation_.fetch_add(1);
         ctx.to_free.push_back(p);
+        break;
+      case Disposition::kHold:  // the processor keeps it: not ours until released
+        held_.fetch_add(1, std::memory_order_relaxed);
         break;
       case Disposition::kHandOff:
         if (p.hand_to < workers) {
@@ -185,6 +203,10 @@ void Pipeline::FinishBatch(uint32_t w, BatchContext& ctx, size_t n, int64_t now)
         break;
     }
   }
+}
+
+void Pipeline::Flush(BatchContext& ctx) {
+  const uint32_t workers = proc_->workers();
   if (!ctx.to_write.empty() &&
       !writer_queue_.try_enqueue_bulk(ctx.writer_token, ctx.to_write.data(), ctx.to_write.size())) {
     Drop(PipelineDrop::kWriterQueueFull, ctx.to_write.size());
@@ -217,6 +239,7 @@ void Pipeline::WorkerLoop(uint32_t w) {
     const int64_t now = NowMs();
     if (n > 0) FinishBatch(w, ctx, n, now);
     proc_->Tick(w, now);
+    FinishBatch(w, ctx, 0, now);  // what expiry let go of
     if (const uint64_t gen = status_generation_.load(std::memory_order_relaxed); gen != status_seen) {
       status_seen = gen;
       CollectStatus(w, now);
@@ -241,6 +264,15 @@ void Pipeline::DrainAfterWorkers() {
         FinishBatch(w, ctx, n, NowMs());
         any = true;
       }
+    }
+  }
+  // Then whatever the processor still keeps comes back, to be dropped.
+  for (uint32_t w = 0; w < proc_->workers(); ++w) {
+    size_t r;
+    while ((r = proc_->TakeReleased(w, std::span(ctx.released), std::span(ctx.released_how), NowMs(), true)) > 0) {
+      released_.fetch_add(r, std::memory_order_relaxed);
+      Route(ctx, ctx.released.data(), ctx.released_how.data(), r);
+      Flush(ctx);
     }
   }
 }
@@ -272,6 +304,8 @@ PipelineTotals Pipeline::Totals() const {
   t.dropped_by_processor = dropped_by_processor_.load();
   t.status = status_.load();
   t.handed_off = handed_off_.load();
+  t.held = held_.load();
+  t.released = released_.load();
   for (size_t i = 0; i < static_cast<size_t>(PipelineDrop::kCount); ++i) t.drops[i] = drops_[i].load();
   t.pool_buffers = pool_.count();
   t.pool_free_at_stop = pool_free_at_stop_;
@@ -283,7 +317,8 @@ std::string Pipeline::CountersText() const {
   std::string out = absl::StrCat("pipeline.read ", t.read, "\npipeline.processed ", t.processed,
                                  "\npipeline.written ", t.written, "\npipeline.dropped_by_nat ",
                                  t.dropped_by_processor, "\npipeline.status_requests ", t.status,
-                                 "\npipeline.handed_off ", t.handed_off, "\n");
+                                 "\npipeline.handed_off ", t.handed_off, "\npipeline.held ", t.held,
+                                 "\npipeline.released ", t.released, "\n");
   for (size_t i = 0; i < static_cast<size_t>(PipelineDrop::kCount); ++i) {
     absl::StrAppend(&out, "pipeline.drop.", PipelineDropName(static_cast<PipelineDrop>(i)), " ", t.drops[i], "\n");
   }

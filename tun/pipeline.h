@@ -17,6 +17,9 @@
 //   worker's queue, the one lock-free queue readers use too; on Stop, what is
 //   still handed around after the workers end is finished on the stopping
 //   thread.
+// - A processor may keep a buffer for a while (Disposition::kHold: a fragment
+//   waiting for its datagram's first one) and give it back later with its
+//   disposition (TakeReleased, after each batch and tick; everything at stop).
 // - The writer writes batches and returns the buffers to the pool.
 // Every queue is bounded (by its capacity and by the pool); when one is full
 // the packet is dropped and counted, never waited for. Packet order within a
@@ -69,6 +72,7 @@ struct PipelineOptions {
 
 struct PipelineTotals {
   uint64_t read = 0, written = 0, processed = 0, dropped_by_processor = 0, status = 0, handed_off = 0;
+  uint64_t held = 0, released = 0;  // buffers the processor kept (kHold), and gave back
   uint64_t drops[static_cast<size_t>(PipelineDrop::kCount)] = {};
   uint64_t pool_buffers = 0, pool_free_at_stop = 0;
 };
@@ -98,7 +102,12 @@ class Pipeline {
   struct BatchContext;
   void WorkerLoop(uint32_t w);
   // Translates pkts[0, n) on worker w's shard and sends each where it goes.
+  // n may be 0: then only what the processor lets go of is sent on.
   void FinishBatch(uint32_t w, BatchContext& ctx, size_t n, int64_t now_ms);
+  // Stages each packet where its disposition sends it...
+  void Route(BatchContext& ctx, PacketBuf* pkts, const Disposition* how, size_t n);
+  // ...and sends what is staged.
+  void Flush(BatchContext& ctx);
   // After the workers are joined: runs what is left in their queues.
   void DrainAfterWorkers();
   void WriterLoop();
@@ -122,7 +131,8 @@ class Pipeline {
   std::thread writer_thread_;
   bool started_ = false, stopped_ = false;
 
-  std::atomic<uint64_t> read_{0}, written_{0}, processed_{0}, dropped_by_processor_{0}, status_{0}, handed_off_{0};
+  std::atomic<uint64_t> read_{0}, written_{0}, processed_{0}, dropped_by_processor_{0}, status_{0}, handed_off_{0},
+      held_{0}, released_{0};
   std::atomic<uint64_t> drops_[static_cast<size_t>(PipelineDrop::kCount)] = {};
   uint64_t pool_free_at_stop_ = 0;
 

@@ -13,8 +13,9 @@
 namespace natd::tun {
 
 // kHandOff: the packet's work continues on worker PacketBuf::hand_to (set by
-// Process), which gets it with kHandedOff in its flags.
-enum class Disposition : uint8_t { kWrite, kDrop, kStatus, kHandOff };
+// Process), which gets it with kHandedOff in its flags. kHold: the processor
+// keeps the buffer for now and gives it back through TakeReleased.
+enum class Disposition : uint8_t { kWrite, kDrop, kStatus, kHandOff, kHold };
 
 class PacketProcessor {
  public:
@@ -26,6 +27,15 @@ class PacketProcessor {
   virtual void Process(uint32_t w, std::span<PacketBuf> pkts, std::span<Disposition> out, int64_t now_ms) = 0;
   // Called on worker `w`'s thread between batches (expiry).
   virtual void Tick(uint32_t w, int64_t now_ms) = 0;
+  // Called on worker `w`'s thread after Process and Tick, until it returns
+  // 0: buffers kept earlier (kHold) that the processor now lets go, each
+  // with its disposition (never kHold). With `all` (at stop, once the
+  // worker's thread has ended) it lets go of everything it keeps.
+  virtual size_t TakeReleased(uint32_t w, std::span<PacketBuf> out, std::span<Disposition> how, int64_t now_ms,
+                              bool all) {
+    (void)w, (void)out, (void)how, (void)now_ms, (void)all;
+    return 0;
+  }
   // Called on worker `w`'s thread when a status dump is wanted.
   virtual void AppendStatus(uint32_t w, std::string* out, int64_t now_ms) = 0;
 };

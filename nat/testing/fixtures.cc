@@ -356,25 +356,94 @@ void AddDrops(const Family& f, std::vector<Fixture>* out) {
                       DropReason::kIcmpErrorNoSession));
 }
 
+// Marks a built IPv4 packet as a fragment: `offset8` in 8-byte units, MF.
+Bytes Frag4(Bytes p, uint16_t offset8, bool more) {
+  Put16(p, 6, uint16_t(offset8 | (more ? 0x2000 : 0)));
+  FixIp4HeaderChecksum(p);
+  return p;
+}
+// Sets a built IPv6 packet's Fragment header (the first extension header).
+Bytes Frag6(Bytes p, uint16_t offset8, bool more) {
+  Put16(p, 40 + 2, uint16_t(offset8 << 3 | (more ? 1 : 0)));
+  return p;
+}
+
+// A later fragment of a UDP datagram: IP (and Fragment) header and raw
+// bytes, no UDP header (built as protocol 253, then labelled UDP).
+Bytes BuildRaw(PacketSpec s) {
+  s.proto = 253;
+  Bytes p = Build(s);
+  if (s.family == 4) {
+    p[9] = 17;
+    FixIp4HeaderChecksum(p);
+  } else {
+    p[40] = 17;  // the Fragment header's next header
+  }
+  return p;
+}
+
+// Fragments (RFC 4787 REQ-14). The first fragment carries the UDP header
+// (its length covers the whole datagram; the builder's checksum covers what
+// this fragment holds, and the translation only has to keep it consistent);
+// a later fragment carries bytes only, and gets the addresses its first got.
 void AddFragments(std::vector<Fixture>* out) {
-  // IPv4: more-fragments set (first fragment), and a later fragment.
-  Bytes first = Build(Udp(kV4, kInside4, kRemote4, kUdpPort, kDns, Payload(32, 1)));
-  first[6] |= 0x20;  // MF
-  FixIp4HeaderChecksum(first);
-  out->push_back(Drop("fragment_first4", {}, first, DropReason::kFragment));
-  Bytes later = Build(Udp(kV4, kInside4, kRemote4, kUdpPort, kDns, Payload(16, 2)));
-  Put16(later, 6, 5);  // offset 40 bytes, MF clear: the last fragment
-  FixIp4HeaderChecksum(later);
-  out->push_back(Drop("fragment_later4", {}, later, DropReason::kFragment));
-  // IPv6: a Fragment header with M=1, and one with a non-zero offset.
-  PacketSpec frag6 = Udp(kV6, kInside6, kRemote6, kUdpPort, kDns, Payload(32, 1));
-  frag6.ext_headers = {44};
-  Bytes first6 = Build(frag6);
-  first6[40 + 3] |= 1;  // M
-  out->push_back(Drop("fragment_first6", {}, first6, DropReason::kFragment));
-  Bytes later6 = Build(frag6);
-  Put16(later6, 40 + 2, 5 << 3);  // offset 5 (40 bytes), M=0
-  out->push_back(Drop("fragment_later6", {}, later6, DropReason::kFragment));
+  for (const Family& f : {kV4, kV6}) {
+    const bool v4 = f.family == 4;
+    auto frag = [&](const Bytes& p, uint16_t offset8, bool more) {
+      return v4 ? Frag4(p, offset8, more) : Frag6(p, offset8, more);
+    };
+    auto spec = [&](const char* src, const char* dst, uint16_t sport, uint16_t dport, Bytes payload) {
+      PacketSpec s = Udp(f, src, dst, sport, dport, std::move(payload));
+      if (!v4) s.ext_headers = {44};
+      return s;
+    };
+    const Bytes first = frag(Build(spec(f.inside, f.remote, kUdpPort, kDns, Payload(32, 1))), 0, true);
+    const Bytes first_out = frag(Build(spec(f.global, f.remote, kUdpPort, kDns, Payload(32, 1))), 0, true);
+    out->push_back(Forward(Name("fragment_first", f), {}, first, first_out));
+    // A later fragment: its bytes are not a UDP header, so it is built as a
+    // raw payload behind the IP (and Fragment) header.
+    PacketSpec later_spec = spec(f.inside, f.remote, 0, 0, Payload(24, 2));
+    later_spec.proto = 17;
+    const Bytes later = frag(BuildRaw(later_spec), 5, false);
+    PacketSpec later_out_spec = later_spec;
+    later_out_spec.src = f.global;
+    const Bytes later_out = frag(BuildRaw(later_out_spec), 5, false);
+    out->push_back(Forward(Name("fragment_later_after_first", f), {first}, later, later_out));
+    // Ahead of its first fragment: held, unchanged, nothing counted as dropped.
+    out->push_back(Fixture{Name("fragment_later_before_first", f), {}, later, later,
+                           Verdict{Action::kHold, DropReason::kNone, 0}, {}});
+    // Inbound: the reply datagram's fragments, after the mapping exists.
+    const Bytes udp_out = Build(Udp(f, f.inside, f.remote, kUdpPort, kDns));
+    const Bytes in_first = frag(Build(spec(f.remote, f.global, kDns, kUdpPort, Payload(40, 3))), 0, true);
+    const Bytes in_first_out = frag(Build(spec(f.remote, f.inside, kDns, kUdpPort, Payload(40, 3))), 0, true);
+    out->push_back(Forward(Name("fragment_first_in", f), {udp_out}, in_first, in_first_out));
+    PacketSpec in_later_spec = spec(f.remote, f.global, 0, 0, Payload(16, 4));
+    const Bytes in_later = frag(BuildRaw(in_later_spec), 6, false);
+    in_later_spec.dst = f.inside;
+    out->push_back(Forward(Name("fragment_later_in", f), {udp_out, in_first}, in_later,
+                           frag(BuildRaw(in_later_spec), 6, false)));
+    // A first fragment to a port with no mapping is dropped like a packet.
+    out->push_back(Drop(Name("fragment_first_no_mapping", f), {}, in_first, DropReason::kNoMapping));
+    // A first fragment too short for its UDP header (RFC 1858's tiny fragment).
+    Bytes tiny = first;
+    const size_t l4 = v4 ? 20 : 48;
+    tiny.resize(l4 + 4);
+    if (v4) {
+      Put16(tiny, 2, uint16_t(tiny.size()));
+      FixIp4HeaderChecksum(tiny);
+    } else {
+      Put16(tiny, 4, uint16_t(tiny.size() - 40));
+    }
+    out->push_back(Drop(Name("fragment_tiny", f), {}, tiny, DropReason::kTinyFragment));
+    // Hairpinned fragments are not translated.
+    const Bytes hairpin = frag(Build(spec(f.inside, f.global, kUdpPort, kDns, Payload(32, 1))), 0, true);
+    out->push_back(Drop(Name("fragment_hairpin", f), {}, hairpin, DropReason::kHairpinFragment));
+  }
+  // A fragmented ICMP error is refused (errors are small; RFC 5508 has no
+  // use for fragmenting them).
+  const Bytes left = Build(Udp(kV4, kGlobal4, kRemote4, kUdpPort, kDns));
+  Bytes err = BuildIcmpError(4, kRouter4, kGlobal4, 11, 0, left);
+  out->push_back(Drop("fragment_icmp_error4", {}, Frag4(err, 0, true), DropReason::kFragmentedIcmpError));
 }
 
 }  // namespace
@@ -391,6 +460,7 @@ natd::EngineConfig FixtureConfig() {
   c.shards = 1;
   c.ports = *natd::PortSet::Range(1024, 65535);
   c.tcp = c.udp = c.icmp = *natd::PresetByName("full-cone");
+  c.inside = *natd::PrefixSet::Parse("198.18.0.0/24,fd00:18::/64");
   c.seed = 0x5eed;
   c.max_sessions = 1024;
   return c;

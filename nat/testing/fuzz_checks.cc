@@ -124,11 +124,12 @@ std::string CheckView(const uint8_t* d, size_t n, const PacketView& v) {
     FUZZ_CHECK(v.len == 40u + Be16At(d + 4));
     FUZZ_CHECK((v.l4 - 40) % 8 == 0);
   }
-  if (v.fragment) {
-    FUZZ_CHECK(v.kind == L4Kind::kNone);
+  if (v.later_fragment) {
+    FUZZ_CHECK(v.fragment && v.kind == L4Kind::kNone);
     return "";
   }
   FUZZ_CHECK(v.kind != L4Kind::kNone);
+  FUZZ_CHECK(!v.fragment || v.kind != L4Kind::kError, "a fragmented ICMP error is refused");
   const uint8_t* l4 = d + v.l4;
   const uint32_t avail = v.len - v.l4;
   switch (v.kind) {
@@ -139,7 +140,7 @@ std::string CheckView(const uint8_t* d, size_t n, const PacketView& v) {
       break;
     case L4Kind::kUdp:
       FUZZ_CHECK(v.proto == kProtoUdp);
-      FUZZ_CHECK(avail >= 8 && Be16At(l4 + 4) >= 8 && Be16At(l4 + 4) <= avail);
+      FUZZ_CHECK(avail >= 8 && Be16At(l4 + 4) >= 8 && (Be16At(l4 + 4) <= avail || v.fragment));
       FUZZ_CHECK(v.src_port == Be16At(l4) && v.dst_port == Be16At(l4 + 2));
       break;
     case L4Kind::kEcho:
@@ -175,6 +176,7 @@ std::string CheckView(const uint8_t* d, size_t n, const PacketView& v) {
 
 bool SameView(const PacketView& a, const PacketView& b) {
   return a.len == b.len && a.family == b.family && a.proto == b.proto && a.kind == b.kind && a.fragment == b.fragment &&
+         a.later_fragment == b.later_fragment && a.frag_id == b.frag_id &&
          a.tcp_flags == b.tcp_flags && a.icmp_type == b.icmp_type && a.icmp_code == b.icmp_code && a.l4 == b.l4 &&
          a.src_port == b.src_port && a.dst_port == b.dst_port && a.quote.l3 == b.quote.l3 && a.quote.l4 == b.quote.l4 &&
          a.quote.end == b.quote.end && a.quote.proto == b.quote.proto && a.quote.kind == b.quote.kind &&
@@ -339,6 +341,11 @@ class TranslateRun {
                                 const PacketView& va, bool inbound, const std::vector<LiveSession>& sessions_before);
   void Patch(uint8_t op, uint8_t* d, size_t n);
   const Flow* PickFlow(uint8_t family, bool older) const;
+  // Fragments: a packet's way through the shards after its first verdict,
+  // and the packets shards let go of later.
+  std::string CheckFragmentPath(uint32_t si, PacketRef& ref, Verdict v, const std::vector<uint8_t>& before,
+                                const PacketView& vb);
+  std::string DrainReleased();
 
   CountingSink sink_;
   std::unique_ptr<Engine> engine_;
@@ -349,7 +356,79 @@ class TranslateRun {
   uint8_t room_ = 0;  // byte 2, bits 4-5
   // Answers built per shard in the current second: {second, count}.
   std::vector<std::pair<int64_t, uint32_t>> answers_;
+  // Buffers of fragments, alive for the run: a shard may hold one.
+  std::vector<std::unique_ptr<uint8_t[]>> kept_;
 };
+
+std::string TranslateRun::CheckFragmentPath(uint32_t si, PacketRef& ref, Verdict v, const std::vector<uint8_t>& before,
+                                            const PacketView& vb) {
+  uint8_t* d = ref.data;
+  const Lab& lab = vb.family == 6 ? lab6_ : lab4_;
+  const size_t alen = lab.alen;
+  if (v.action == Action::kHandOff) {
+    FUZZ_CHECK(v.next_shard < engine_->shards() && v.next_shard != si && ref.handed_off, "fragment hand-off to ",
+               v.next_shard, " from ", si);
+    FUZZ_CHECK(std::memcmp(d, before.data(), before.size()) == 0, "a handed-off fragment is not yet translated");
+    v = engine_->shard(v.next_shard).ProcessOne(ref, now_);
+    FUZZ_CHECK(v.action != Action::kHandOff && v.action != Action::kHold, "the session's shard decides");
+  }
+  FUZZ_CHECK(v.action == Action::kForward || v.action == Action::kDrop || v.action == Action::kHold,
+             "fragment verdict ", int(v.action));
+  FUZZ_CHECK((v.action == Action::kDrop) == (v.reason != DropReason::kNone), Name(v.reason));
+  FUZZ_CHECK(ref.len == before.size(), "a fragment keeps its length");
+  if (v.action != Action::kForward) {
+    FUZZ_CHECK(std::memcmp(d, before.data(), before.size()) == 0, "a dropped or held fragment is left as it was");
+    return "";
+  }
+  PacketView va;
+  const DropReason after = ParsePacket(d, ref.len, &va);
+  FUZZ_CHECK(after == DropReason::kNone, "translated fragment parses: ", Name(after));
+  FUZZ_RETURN_IF_ERROR(CheckView(d, ref.len, va));
+  FUZZ_CHECK(va.fragment && va.later_fragment == vb.later_fragment && va.frag_id == vb.frag_id && va.len == vb.len &&
+                 va.l4 == vb.l4 && va.proto == vb.proto,
+             "a fragment keeps its shape");
+  if (vb.family == 4) FUZZ_CHECK(!Ip4HeaderValid(before.data()) || Ip4HeaderValid(d), "IPv4 header checksum");
+  const bool inbound = std::memcmp(before.data() + vb.dst_addr_offset(), lab.global, alen) == 0;
+  if (inbound) {
+    FUZZ_CHECK(std::memcmp(d + va.dst_addr_offset(), lab.global, alen) != 0, "inbound fragment leaves global");
+    FUZZ_CHECK(std::memcmp(d + va.src_addr_offset(), before.data() + vb.src_addr_offset(), alen) == 0);
+  } else {
+    FUZZ_CHECK(std::memcmp(d + va.src_addr_offset(), lab.global, alen) == 0, "outbound fragment leaves from global");
+    FUZZ_CHECK(std::memcmp(d + va.dst_addr_offset(), before.data() + vb.dst_addr_offset(), alen) == 0);
+  }
+  // Past the L4 header (or all of a later fragment) nothing changes.
+  const size_t from = vb.later_fragment ? vb.l4 : vb.l4 + (vb.kind == L4Kind::kTcp ? 20 : 8);
+  FUZZ_CHECK(from > vb.len || std::memcmp(d + from, before.data() + from, vb.len - from) == 0,
+             "a fragment's payload is untouched");
+  return "";
+}
+
+std::string TranslateRun::DrainReleased() {
+  Shard::Released r[16];
+  for (uint32_t i = 0; i < engine_->shards(); ++i) {
+    size_t n;
+    while ((n = engine_->shard(i).TakeReleased(std::span(r, 16))) > 0) {
+      for (size_t k = 0; k < n; ++k) {
+        PacketRef ref = r[k].packet;
+        Verdict v = r[k].verdict;
+        FUZZ_CHECK(v.action != Action::kHold && v.action != Action::kStatus && v.action != Action::kReply,
+                   "released with ", int(v.action));
+        if (v.action == Action::kHandOff) {
+          FUZZ_CHECK(v.next_shard < engine_->shards() && v.next_shard != i && ref.handed_off);
+          v = engine_->shard(v.next_shard).ProcessOne(ref, now_);
+          FUZZ_CHECK(v.action == Action::kForward || v.action == Action::kDrop, "released fragment verdict ",
+                     int(v.action));
+        }
+        if (v.action == Action::kForward) {
+          PacketView va;
+          FUZZ_CHECK(ParsePacket(ref.data, ref.len, &va) == DropReason::kNone && va.later_fragment,
+                     "a released fragment is a later one and parses");
+        }
+      }
+    }
+  }
+  return "";
+}
 
 const Flow* TranslateRun::PickFlow(uint8_t family, bool older) const {
   int skip = older ? 1 : 0;
@@ -638,6 +717,16 @@ std::string TranslateRun::Step(uint8_t op, const uint8_t* pkt, size_t len) {
   Shard& shard = engine_->shard(si);
   const L4Kind table_kind = port_based ? (vb.kind == L4Kind::kError ? vb.quote.kind : vb.kind) : L4Kind::kNone;
 
+  // A fragment: through its datagram's shard to its session's, or held.
+  if (ok && vb.fragment) {
+    PacketRef ref{d, uint32_t(len), capacity, offload, false, index_};
+    kept_.push_back(std::move(buf));  // a held fragment lives on in its buffer
+    const Verdict v = shard.ProcessOne(ref, now_);
+    FUZZ_RETURN_IF_ERROR(CheckFragmentPath(si, ref, v, before, vb));
+    FUZZ_RETURN_IF_ERROR(DrainReleased());
+    return CheckBalance("after a fragment");
+  }
+
   // Inside -> global address: hairpinned, through up to two shards.
   if (port_based && to_global && engine_->config().inside.Contains(vb.family, d + vb.src_addr_offset())) {
     const size_t alen = lab.alen;
@@ -846,6 +935,7 @@ std::string TranslateRun::Run(const uint8_t* data, size_t size) {
         removed_after += engine_->shard(i).counters().sessions_removed.value();
       }
       FUZZ_CHECK(removed_after - removed_before == removed, "Expire returns the sessions it removed");
+      FUZZ_RETURN_IF_ERROR(DrainReleased());  // fragments held too long
     }
     FUZZ_RETURN_IF_ERROR(CheckBalance("after expiry"));
     std::string err = Step(op, data + pos, len);
@@ -853,7 +943,14 @@ std::string TranslateRun::Run(const uint8_t* data, size_t size) {
     pos += len;
     ++index_;
   }
-  for (uint32_t i = 0; i < engine_->shards(); ++i) engine_->shard(i).Flush();
+  for (uint32_t i = 0; i < engine_->shards(); ++i) {
+    engine_->shard(i).Flush();
+    engine_->shard(i).ReleaseAllHeld(now_);
+  }
+  FUZZ_RETURN_IF_ERROR(DrainReleased());
+  for (uint32_t i = 0; i < engine_->shards(); ++i) {
+    FUZZ_CHECK(engine_->shard(i).fragments().held() == 0, "every held fragment is let go");
+  }
   FUZZ_RETURN_IF_ERROR(CheckBalance("after flush"));
   for (uint32_t i = 0; i < engine_->shards(); ++i) {
     const Counters& k = engine_->shard(i).counters();

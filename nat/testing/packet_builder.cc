@@ -182,6 +182,7 @@ bool OracleChecksumsValid(const Bytes& p, bool check_quoted_ip) {
   if (family == 4) {
     size_t ihl = (p[0] & 15) * 4;
     if (OracleSum(p.data(), ihl) != 0) return false;
+    if (Be16(p, 6) & 0x3fff) return true;  // a fragment: its L4 checksum covers more than is here
     proto = p[9];
     l4 = ihl;
     end = Be16(p, 2);
@@ -192,6 +193,7 @@ bool OracleChecksumsValid(const Bytes& p, bool check_quoted_ip) {
     l4 = 40;
     while (next == 0 || next == 43 || next == 60 || next == 44) {
       const size_t len = next == 44 ? 8 : (p[l4 + 1] + 1) * 8;  // a Fragment header is always 8 bytes
+      if (next == 44 && (Be16(p, l4 + 2) & 0xfff9) != 0) return true;  // a fragment: nothing checkable alone
       next = p[l4];
       l4 += len;
     }

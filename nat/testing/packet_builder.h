@@ -49,7 +49,9 @@ uint16_t OracleSum(const uint8_t* p, size_t n, uint32_t initial = 0);
 // True when every checksum of the packet verifies from scratch: IPv4 header,
 // and the L4 checksum (pseudo-header where the protocol has one). A zero
 // IPv4 UDP checksum counts as valid. ICMP errors: the outer ICMP checksum,
-// plus the quoted IPv4 header checksum when `check_quoted_ip` is set.
+// plus the quoted IPv4 header checksum when `check_quoted_ip` is set. Of a
+// fragment only the IPv4 header checksum is checked: its datagram's L4
+// checksum covers bytes other fragments hold.
 bool OracleChecksumsValid(const Bytes& pkt, bool check_quoted_ip = true);
 
 // Field helpers for expectations.

@@ -49,11 +49,12 @@ def lan_cases(a, i):
          IP(src=s4, dst=d4, options=[IPOption_RR()]) / UDP(sport=sp, dport=9) / b"opt"),
         ("forward", "UDP with a bad checksum", IP(src=s4, dst=d4) / UDP(sport=sp, dport=9, chksum=0x1234) / b"x"),
         ("forward", "TCP SYN with a bad checksum", IP(src=s4, dst=d4) / TCP(sport=sp, dport=9, flags="S", chksum=1)),
+        # A datagram's first fragment, then a later one of the same datagram.
+        ("forward", "IPv4 first fragment (MF)", IP(src=s4, dst=d4, flags="MF", id=i) / UDP(sport=sp, dport=7) / (b"f" * 32)),
+        ("forward", "IPv4 later fragment, after its first", raw_ip4(s4, d4, 17, b"g" * 24, frag=4, id=i)),
+        ("forward", "IPv6 first fragment (M)", IPv6(src=s6, dst=d6) / IPv6ExtHdrFragment(m=1, id=i) / UDP(sport=sp, dport=7) / (b"f" * 32)),
+        ("forward", "IPv6 later fragment, after its first", IPv6(src=s6, dst=d6) / IPv6ExtHdrFragment(offset=4, id=i, nh=17) / Raw(b"g" * 24)),
         # --- natd drops these, each for its reason
-        ("fragment", "IPv4 first fragment (MF)", IP(src=s4, dst=d4, flags="MF", id=i) / UDP(sport=sp, dport=7) / (b"f" * 32)),
-        ("fragment", "IPv4 later fragment", raw_ip4(s4, d4, 17, b"g" * 24, frag=4, id=i)),
-        ("fragment", "IPv6 first fragment (M)", IPv6(src=s6, dst=d6) / IPv6ExtHdrFragment(m=1, id=i) / UDP(sport=sp, dport=7) / (b"f" * 32)),
-        ("fragment", "IPv6 later fragment", IPv6(src=s6, dst=d6) / IPv6ExtHdrFragment(offset=4, id=i, nh=17) / Raw(b"g" * 24)),
         ("unsupported-protocol", "IPv4 protocol 253", raw_ip4(s4, d4, 253, b"experimental")),
         ("unsupported-protocol", "IPv4 SCTP", raw_ip4(s4, d4, 132, b"\x00" * 16)),
         ("unsupported-protocol", "IPv4 carrying ICMPv6", raw_ip4(s4, d4, 58, b"\x80\x00" + b"\x00" * 10)),
@@ -103,8 +104,9 @@ def wan_cases(a, i):
         ("inbound-no-mapping", "IPv6 echo reply for an unknown id", IPv6(src=s6, dst=G6) / ICMPv6EchoReply(id=ep)),
         ("source-is-global-address", "IPv4 from the global address", IP(src=G4, dst=G4) / UDP(sport=ep, dport=ep)),
         ("source-is-global-address", "IPv6 from the global address", IPv6(src=G6, dst=G6) / UDP(sport=ep, dport=ep)),
-        ("fragment", "IPv4 fragment to the global address", IP(src=s4, dst=G4, flags="MF", id=i) / UDP(sport=53, dport=ep) / (b"f" * 32)),
-        ("fragment", "IPv6 fragment to the global address", IPv6(src=s6, dst=G6) / IPv6ExtHdrFragment(offset=8, id=i, nh=17) / Raw(b"g" * 24)),
+        ("inbound-no-mapping", "IPv4 first fragment to an unmapped port", IP(src=s4, dst=G4, flags="MF", id=i) / UDP(sport=53, dport=ep) / (b"f" * 32)),
+        # Held for a first fragment that never comes: dropped when natd stops.
+        ("fragment-timeout", "IPv6 later fragment alone", IPv6(src=s6, dst=G6) / IPv6ExtHdrFragment(offset=8, id=i, nh=17) / Raw(b"g" * 24)),
         ("unsupported-protocol", "IPv4 protocol 253 to the global address", raw_ip4(s4, G4, 253, b"experimental")),
         ("unsupported-protocol", "IPv6 next header 253 to the global address", IPv6(src=s6, dst=G6, nh=253) / Raw(b"exp")),
         ("bad-udp-length", "UDP length 3 to the global address", IP(src=s4, dst=G4) / UDP(sport=53, dport=ep, len=3)),

@@ -2,7 +2,7 @@
 # malformed_test: scapy (malformed.py) sends a few hundred malformed or
 # untranslatable packets into the router from the lan side (to the wan host)
 # and from the wan side (to natd's global addresses), IPv4 and IPv6:
-# fragments, unknown protocols, bad UDP lengths, truncated L4 headers, bad TCP
+# unknown protocols, bad UDP lengths, truncated L4 headers, bad TCP
 # data offsets, unsupported ICMP types, ICMP errors from inside, IPv6
 # extension header chains too long or truncated, ICMP errors with truncated,
 # mismatched or unknown quotes, plus cases the router's kernel drops itself
@@ -51,7 +51,10 @@ done
 sleep 0.5
 natd_alive || e2e_fail "natd died from the malformed packets"
 e2e_ok "natd is still running"
-expected_total=$(awk '/^expect /{s += $3} END {print s + 0}' "$LAB_DIR"/malformed-{lan,wan}.txt)
+# Held fragments (fragment-timeout) are dropped only when they time out or
+# natd stops: not yet in the status.
+expected_total=$(awk '/^expect / && $2 != "drop.fragment-timeout" {s += $3} END {print s + 0}' \
+  "$LAB_DIR"/malformed-{lan,wan}.txt)
 e2e_status >/dev/null
 grep -E "^pipeline\." "$LAB_DIR/status-$E2E_STATUS_N.txt" | sed 's/^/    /'
 dropped1=$(status_counter pipeline.dropped_by_nat)

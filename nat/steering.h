@@ -1,0 +1,113 @@
+// Steering: which shard a packet belongs to, as a pure function of its bytes
+// and the configuration. The engine calls it for every packet (in the reader
+// threads); a shard calls it for a datagram's first fragment, to learn which
+// shard holds the datagram's session.
+//
+//   outbound (destination not a global address): the shard of the inside
+//     endpoint (source address, port or echo id) — the owner of the inside
+//     port when it is in the port set, so a preserved port is in the right
+//     slice; a hash of the endpoint otherwise (an inside host's ICMP error:
+//     the endpoint its quote is addressed to);
+//   inbound (destination is a global address): the owner of the destination
+//     port, or for an ICMP error of the quoted source port;
+//   hairpinned (destination a global address, source inside): as outbound;
+//     the shard hands the packet on to the owner of the destination port
+//     (shard.h);
+//   fragments: a hash of (source, destination, protocol, identification), so
+//     every fragment of a datagram meets in one shard (fragment_table.h);
+//   anything that will be dropped or is not port-based: shard 0.
+#ifndef NATD_NAT_STEERING_H_
+#define NATD_NAT_STEERING_H_
+
+#include <cstdint>
+#include <cstring>
+
+#include "nat/config.h"
+#include "nat/packet_view.h"
+#include "nat/port_set.h"
+#include "nat/prefix_set.h"
+
+namespace natd {
+
+class Steering {
+ public:
+  Steering(const EngineConfig& c, const PortPlan* plan) : shards_(c.shards), plan_(plan), inside_(c.inside) {
+    if (c.global4) {
+      has4_ = true;
+      c.global4->Store(global4_);
+    }
+    if (c.global6) {
+      has6_ = true;
+      c.global6->Store(global6_);
+    }
+  }
+
+  // For a parsed packet (`v` from ParsePacket on `d`).
+  uint32_t ShardOf(const uint8_t* d, const PacketView& v) const {
+    if (shards_ == 1) return 0;
+    if (v.fragment) return ShardOfDatagram(d, v);
+    if (v.kind == L4Kind::kNone) return 0;
+    return ShardOfFlow(d, v);
+  }
+
+  // The shard of the session a port-based packet (or first fragment) belongs to.
+  uint32_t ShardOfFlow(const uint8_t* d, const PacketView& v) const {
+    if (shards_ == 1) return 0;
+    const size_t alen = v.family == 4 ? 4 : 16;
+    if (IsGlobal(v.family, d + v.dst_addr_offset()) && !inside_.Contains(v.family, d + v.src_addr_offset())) {
+      const uint16_t port = v.kind == L4Kind::kError ? v.quote.src_port : v.dst_port;
+      const uint8_t owner = plan_->OwnerOf(port);
+      return owner == PortPlan::kNoShard ? 0 : owner;
+    }
+    // An inside host's ICMP error belongs to the inside endpoint it quotes as
+    // the destination of the packet it received.
+    if (v.kind == L4Kind::kError) return InsideShard(d + v.quote.l3 + v.dst_addr_offset(), alen, v.quote.dst_port);
+    return InsideShard(d + v.src_addr_offset(), alen, v.src_port);
+  }
+
+  // Every fragment of one datagram: a hash of its fragment key.
+  uint32_t ShardOfDatagram(const uint8_t* d, const PacketView& v) const {
+    if (shards_ == 1) return 0;
+    const size_t alen = v.family == 4 ? 4 : 16;
+    uint64_t h = uint64_t(v.frag_id) << 8 | v.proto;
+    for (const uint8_t* a : {d + v.src_addr_offset(), d + v.dst_addr_offset()}) {
+      for (size_t i = 0; i < alen; i += 4) {
+        uint32_t w;
+        std::memcpy(&w, a + i, 4);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 29;
+      }
+    }
+    return static_cast<uint32_t>((h >> 32) % shards_);
+  }
+
+  bool IsGlobal(int family, const uint8_t* addr) const {
+    return family == 4 ? has4_ && std::memcmp(addr, global4_, 4) == 0 : has6_ && std::memcmp(addr, global6_, 16) == 0;
+  }
+  bool IsInside(int family, const uint8_t* addr) const { return inside_.Contains(family, addr); }
+  uint32_t shards() const { return shards_; }
+
+ private:
+  uint32_t InsideShard(const uint8_t* addr, size_t addr_len, uint16_t port) const {
+    const uint8_t owner = plan_->OwnerOf(port);
+    if (owner != PortPlan::kNoShard) return owner;
+    uint64_t h = port;
+    for (size_t i = 0; i < addr_len; i += 4) {
+      uint32_t w;
+      std::memcpy(&w, addr + i, 4);
+      h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+      h ^= h >> 29;
+    }
+    return static_cast<uint32_t>((h >> 32) % shards_);
+  }
+
+  const uint32_t shards_;
+  const PortPlan* const plan_;
+  const PrefixSet inside_;
+  bool has4_ = false, has6_ = false;
+  uint8_t global4_[4] = {}, global6_[16] = {};
+};
+
+}  // namespace natd
+
+#endif  // NATD_NAT_STEERING_H_
