@@ -46,6 +46,26 @@ Pipeline::Pipeline(const PipelineOptions& options, std::vector<PacketIo*> reader
         std::make_unique<Queue>(size_t(options.queue_depth) * 2, readers_.size() + proc_->workers() + 1, 0));
   }
   status_parts_.resize(proc_->workers());
+  for (uint32_t w = 0; w < proc_->workers(); ++w) tasks_.push_back(std::make_unique<Tasks>());
+}
+
+void Pipeline::RunOnWorker(uint32_t w, std::function<void(int64_t)> task) {
+  Tasks& t = *tasks_.at(w);
+  std::lock_guard<std::mutex> lock(t.mu);
+  t.queued.push_back(std::move(task));
+  t.pending.store(true, std::memory_order_release);
+}
+
+void Pipeline::RunTasks(uint32_t w, int64_t now) {
+  Tasks& t = *tasks_[w];
+  if (!t.pending.load(std::memory_order_acquire)) return;
+  std::vector<std::function<void(int64_t)>> run;
+  {
+    std::lock_guard<std::mutex> lock(t.mu);
+    run.swap(t.queued);
+    t.pending.store(false, std::memory_order_relaxed);
+  }
+  for (auto& task : run) task(now);
 }
 
 Pipeline::~Pipeline() { Stop(); }
@@ -239,7 +259,8 @@ void Pipeline::WorkerLoop(uint32_t w) {
     const int64_t now = NowMs();
     if (n > 0) FinishBatch(w, ctx, n, now);
     proc_->Tick(w, now);
-    FinishBatch(w, ctx, 0, now);  // what expiry let go of
+    RunTasks(w, now);
+    FinishBatch(w, ctx, 0, now);  // what expiry (or a task) let go of
     if (const uint64_t gen = status_generation_.load(std::memory_order_relaxed); gen != status_seen) {
       status_seen = gen;
       CollectStatus(w, now);
@@ -266,6 +287,7 @@ void Pipeline::DrainAfterWorkers() {
       }
     }
   }
+  for (uint32_t w = 0; w < proc_->workers(); ++w) RunTasks(w, NowMs());
   // Then whatever the processor still keeps comes back, to be dropped.
   for (uint32_t w = 0; w < proc_->workers(); ++w) {
     size_t r;

@@ -89,6 +89,12 @@ class Pipeline {
   // joins the threads and returns every buffer to the pool.
   void Stop();
   void RequestStatus();
+  // Runs `task` on worker w's thread between two batches (within the idle
+  // wait, 50 ms, when no packets come), with the time it runs at: how the
+  // control plane (PCP requests) reaches a worker's state without a lock
+  // on the packet path. Tasks still queued at Stop run on the stopping
+  // thread once the workers have ended.
+  void RunOnWorker(uint32_t w, std::function<void(int64_t now_ms)> task);
   // Counters so far; after Stop() also the pool balance.
   PipelineTotals Totals() const;
   std::string CountersText() const;
@@ -135,6 +141,15 @@ class Pipeline {
       held_{0}, released_{0};
   std::atomic<uint64_t> drops_[static_cast<size_t>(PipelineDrop::kCount)] = {};
   uint64_t pool_free_at_stop_ = 0;
+
+  // Control-plane tasks, per worker: the flag is all the packet path reads.
+  struct Tasks {
+    std::mutex mu;
+    std::vector<std::function<void(int64_t)>> queued;
+    std::atomic<bool> pending{false};
+  };
+  void RunTasks(uint32_t w, int64_t now_ms);
+  std::vector<std::unique_ptr<Tasks>> tasks_;
 
   // Status collection: a generation number each worker answers once.
   std::atomic<uint64_t> status_generation_{0};

@@ -177,6 +177,37 @@ TEST(PipelineTest, StopFinishesHandOffsInFlight) {
   EXPECT_FALSE(proc.wrong_thread());
 }
 
+TEST(PipelineTest, TasksRunOnTheirWorker) {
+  FakeIo in, out;
+  ToyProcessor proc(3);
+  Pipeline p(SmallOptions(), {&in}, &out, &proc);
+  p.Start();
+  std::atomic<int> ran{0};
+  std::mutex mu;
+  std::map<uint32_t, std::thread::id> where;
+  for (uint32_t w = 0; w < 3; ++w) {
+    for (int i = 0; i < 5; ++i) {
+      p.RunOnWorker(w, [&, w](int64_t now) {
+        EXPECT_GT(now, 0);
+        std::lock_guard<std::mutex> lock(mu);
+        if (where.count(w)) {
+          EXPECT_EQ(where[w], std::this_thread::get_id()) << "worker " << w;
+        }
+        where[w] = std::this_thread::get_id();
+        ++ran;
+      });
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] { return ran.load() == 15; }));
+  EXPECT_NE(where[0], where[1]);
+  EXPECT_NE(where[1], where[2]);
+  EXPECT_NE(where[0], std::this_thread::get_id());
+  // Queued at stop: run all the same.
+  p.RunOnWorker(1, [&](int64_t) { ++ran; });
+  p.Stop();
+  EXPECT_EQ(ran.load(), 16);
+}
+
 TEST(PipelineTest, DropsAndStatusReturnBuffers) {
   FakeIo in, out;
   ToyProcessor proc(2);
