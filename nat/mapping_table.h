@@ -24,15 +24,25 @@
 // flat_hash_map moves its slots on rehash, and they are reserve()d at start.
 // Sessions sit on one ExpiryList per timeout class.
 //
+// Save / CheckRestore / Restore carry the live entries across a restart of
+// natd (nat/state_file.h): a restore goes through the same CreateMapping /
+// CreateSession steps as a packet, so every index above stays consistent.
+//
 // Deliberately not here: packet bytes. The translator (in2out.h, out2in.h)
 // reads the view and rewrites; this table only answers "which mapping".
 #ifndef NATD_NAT_MAPPING_TABLE_H_
 #define NATD_NAT_MAPPING_TABLE_H_
 
+#include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "nat/addr.h"
 #include "nat/behavior.h"
 #include "nat/drop_reason.h"
@@ -324,6 +334,193 @@ class MappingTable {
     }
   }
 
+  // Saving and restoring the table across a restart of natd (state_file.h).
+  // A saved mapping carries every field its keys and checksum deltas derive
+  // from, with its live sessions; times are relative to a moment `now`,
+  // because the monotonic clock natd runs on starts again with the process.
+  struct SavedSession {
+    Addr remote;
+    uint16_t remote_port = 0;
+    uint8_t tcp_state = 0;
+    uint8_t timeout_class = 0;
+    int64_t remaining_ms = 0;  // expires_ms - now
+  };
+  struct SavedMapping {
+    Addr inside;
+    Addr remote_key;
+    uint16_t inside_port = 0;
+    uint16_t external_port = 0;
+    uint16_t remote_port_key = 0;
+    int64_t age_ms = 0;   // now - created_ms
+    int64_t idle_ms = 0;  // now - last_ms
+    uint64_t packets_out = 0, bytes_out = 0, packets_in = 0, bytes_in = 0;
+    std::vector<SavedSession> sessions;
+  };
+
+  // Every live mapping with its sessions; sessions already due at `now`
+  // (not yet expired only because no worker ran Expire since) are left out,
+  // and so are mappings left without one.
+  std::vector<SavedMapping> Save(int64_t now) const {
+    std::vector<SavedMapping> out;
+    absl::flat_hash_map<uint32_t, size_t> slot;  // mapping index -> position in out
+    slot.reserve(by_key_.size());
+    for (const ExpiryList& list : lists_) {
+      for (uint32_t s = list.head(); s != kNil; s = sessions_[s].next) {
+        const Session& ss = sessions_[s];
+        if (ss.expires_ms <= now) continue;
+        auto [it, inserted] = slot.try_emplace(ss.mapping, out.size());
+        if (inserted) {
+          const Mapping& mp = mappings_[ss.mapping];
+          SavedMapping& sm = out.emplace_back();
+          sm.inside = mp.inside;
+          sm.remote_key = mp.remote_key;
+          sm.inside_port = mp.inside_port;
+          sm.external_port = mp.external_port;
+          sm.remote_port_key = mp.remote_port_key;
+          sm.age_ms = now - mp.created_ms;
+          sm.idle_ms = now - mp.last_ms;
+          sm.packets_out = mp.packets_out;
+          sm.bytes_out = mp.bytes_out;
+          sm.packets_in = mp.packets_in;
+          sm.bytes_in = mp.bytes_in;
+        }
+        out[it->second].sessions.push_back(
+            SavedSession{ss.remote, ss.remote_port, ss.tcp_state, ss.timeout_class, ss.expires_ms - now});
+      }
+    }
+    return out;
+  }
+
+  // Whether `saved` can be restored into this table, which must be empty:
+  // the table's own rules hold for it as they do for what packets build.
+  // Every external port is in this shard's slice and shared no more than
+  // the behaviour allows, every session's mapping key is its mapping's
+  // (unless filtering looser than the mapping could have let it in), keys
+  // are unique, TCP state and timeout class agree, lifetimes are
+  // positive, and it fits the capacity. A file written by natd with the
+  // same configuration always passes; anything else is refused whole.
+  absl::Status CheckRestore(const std::vector<SavedMapping>& saved) const {
+    if (session_count() != 0) return absl::FailedPreconditionError("the table is not empty");
+    size_t sessions = 0;
+    for (const SavedMapping& sm : saved) sessions += sm.sessions.size();
+    if (sessions > cfg_.capacity) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(sessions, " sessions, more than the table's capacity of ", cfg_.capacity));
+    }
+    absl::flat_hash_set<InsideKey<Addr>, TableHash> keys, inside_keys;
+    absl::flat_hash_set<OutsideKey<Addr>, TableHash> outside_keys;
+    absl::flat_hash_map<AddrKey<Addr>, size_t, TableHash> port_per_addr;  // per remote address: whose port
+    absl::flat_hash_set<uint16_t> exclusive_ports;
+    // Outbound, a session joins the mapping of its own key; inbound, filtering
+    // looser than the mapping's dependence lets other remote ends join it too.
+    const bool inbound_may_differ = cfg_.behavior.filtering < cfg_.behavior.mapping;
+    keys.reserve(saved.size());
+    inside_keys.reserve(sessions);
+    outside_keys.reserve(sessions);
+    for (size_t i = 0; i < saved.size(); ++i) {
+      const SavedMapping& sm = saved[i];
+      auto where = [&] {
+        return absl::StrCat("mapping ", i, " (inside port ", sm.inside_port, ", external port ", sm.external_port,
+                            "): ");
+      };
+      if (sm.sessions.empty()) return absl::DataLossError(absl::StrCat(where(), "no session"));
+      if (!Owned(sm.external_port)) {
+        return absl::DataLossError(absl::StrCat(where(), "the external port is not in shard ", shard_, "'s ports"));
+      }
+      if (sm.age_ms < 0 || sm.idle_ms < 0 || sm.idle_ms > sm.age_ms) {
+        return absl::DataLossError(absl::StrCat(where(), "age ", sm.age_ms, " ms, idle ", sm.idle_ms, " ms"));
+      }
+      const InsideKey<Addr> key{sm.inside, sm.remote_key, sm.inside_port, sm.remote_port_key};
+      if (!(MappingKeyOf(sm.inside, sm.inside_port, sm.remote_key, sm.remote_port_key) == key)) {
+        return absl::DataLossError(absl::StrCat(where(), "its key is not one of behaviour ",
+                                                std::string(cfg_.behavior.name)));
+      }
+      if (!keys.insert(key).second) return absl::DataLossError(absl::StrCat(where(), "its key is there twice"));
+      if (cfg_.behavior.sharing == PortSharing::kExclusive && !exclusive_ports.insert(sm.external_port).second) {
+        return absl::DataLossError(absl::StrCat(where(), "the external port belongs to another mapping"));
+      }
+      for (const SavedSession& ss : sm.sessions) {
+        auto where_session = [&] { return absl::StrCat(where(), "session to port ", ss.remote_port, ": "); };
+        if (!inbound_may_differ && !(MappingKeyOf(sm.inside, sm.inside_port, ss.remote, ss.remote_port) == key)) {
+          return absl::DataLossError(absl::StrCat(where_session(), "not of this mapping's key (behaviour ",
+                                                  std::string(cfg_.behavior.name), ")"));
+        }
+        if (!is_tcp() && (ss.tcp_state != 0 || ss.timeout_class != 0)) {
+          return absl::DataLossError(
+              absl::StrCat(where_session(), "TCP state in a table of protocol ", int(cfg_.proto)));
+        }
+        if (is_tcp() && (ss.tcp_state >= 0x80 || ss.timeout_class != (LiveTcp(ss.tcp_state) ? 1 : 0))) {
+          return absl::DataLossError(absl::StrCat(where_session(), "TCP state ", int(ss.tcp_state),
+                                                  " with timeout class ", int(ss.timeout_class)));
+        }
+        if ((cfg_.proto == kProtoIcmp || cfg_.proto == kProtoIcmp6) && ss.remote_port != 0) {
+          return absl::DataLossError(absl::StrCat(where_session(), "an echo session has no remote port"));
+        }
+        if (ss.remaining_ms <= 0) {
+          return absl::DataLossError(absl::StrCat(where_session(), "lifetime ", ss.remaining_ms, " ms"));
+        }
+        if (!inside_keys.insert(InsideKey<Addr>{sm.inside, ss.remote, sm.inside_port, ss.remote_port}).second ||
+            !outside_keys.insert(OutsideKey<Addr>{ss.remote, sm.external_port, ss.remote_port}).second) {
+          return absl::DataLossError(absl::StrCat(where_session(), "there twice"));
+        }
+        if (cfg_.behavior.sharing == PortSharing::kPerRemoteAddress) {
+          auto [it, inserted] = port_per_addr.try_emplace(AddrKey<Addr>{ss.remote, sm.external_port}, i);
+          if (it->second != i) {
+            return absl::DataLossError(
+                absl::StrCat(where_session(), "the external port belongs to another mapping for this address"));
+          }
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Restores what CheckRestore accepts (and refuses the rest, changing
+  // nothing) through the same steps that build live entries, so every index,
+  // counter and event is as if the packets had come again: mappings oldest
+  // first (an endpoint's "last port" stays the newest one's), then sessions
+  // in order of expiry, so each expiry list stays sorted. A lifetime longer
+  // than this table's timeout now allows (the timeout was shortened) is cut
+  // to it. Returns the sessions restored.
+  absl::StatusOr<size_t> Restore(const std::vector<SavedMapping>& saved, int64_t now) {
+    if (absl::Status s = CheckRestore(saved); !s.ok()) return s;
+    std::vector<size_t> order(saved.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return saved[a].age_ms > saved[b].age_ms; });
+    struct Pending {
+      int64_t remaining_ms;
+      uint32_t mapping;
+      const SavedSession* session;
+    };
+    std::vector<Pending> pending;
+    for (size_t i : order) {
+      const SavedMapping& sm = saved[i];
+      const SavedSession& first = sm.sessions.front();
+      const uint32_t m =
+          CreateMapping(InsideKey<Addr>{sm.inside, sm.remote_key, sm.inside_port, sm.remote_port_key}, sm.inside,
+                        sm.inside_port, sm.external_port, first.remote, first.remote_port, now);
+      Mapping& mp = mappings_[m];
+      mp.created_ms = now - sm.age_ms;
+      mp.last_ms = now - sm.idle_ms;
+      mp.packets_out = sm.packets_out;
+      mp.bytes_out = sm.bytes_out;
+      mp.packets_in = sm.packets_in;
+      mp.bytes_in = sm.bytes_in;
+      for (const SavedSession& ss : sm.sessions) {
+        const int64_t longest = ss.timeout_class == 1 ? cfg_.established_timeout_ms : cfg_.timeout_ms;
+        pending.push_back(Pending{std::min(ss.remaining_ms, longest), m, &ss});
+      }
+    }
+    std::stable_sort(pending.begin(), pending.end(),
+                     [](const Pending& a, const Pending& b) { return a.remaining_ms < b.remaining_ms; });
+    for (const Pending& p : pending) {
+      const uint32_t s = CreateSession(p.mapping, p.session->remote, p.session->remote_port, now);
+      sessions_[s].tcp_state = p.session->tcp_state;
+      Refresh(s, p.session->timeout_class, p.remaining_ms, now);
+    }
+    return pending.size();
+  }
+
  private:
   struct AddrRef {
     uint32_t mapping;
@@ -530,12 +727,17 @@ class MappingTable {
     if (is_tcp()) {
       uint8_t st = NextTcpState(ss.tcp_state, dir, tcp_flags);
       ss.tcp_state = st;
-      const bool established = (st & kTcpStEstablished) && !(st & kTcpStRst) &&
-                               !((st & kTcpStFinOut) && (st & kTcpStFinIn));
+      const bool established = LiveTcp(st);
       Refresh(s, established ? 1 : 0, established ? cfg_.established_timeout_ms : cfg_.timeout_ms, now);
     } else if (dir == Direction::kOut || cfg_.inbound_refresh) {
       Refresh(s, 0, cfg_.timeout_ms, now);
     }
+  }
+
+  // Established and not closing: the session has the established timeout
+  // (timeout class 1); any other TCP state the transitory one.
+  static bool LiveTcp(uint8_t st) {
+    return (st & kTcpStEstablished) && !(st & kTcpStRst) && !((st & kTcpStFinOut) && (st & kTcpStFinIn));
   }
 
   static uint8_t NextTcpState(uint8_t st, Direction dir, uint8_t flags) {

@@ -9,7 +9,16 @@
 // reading, drain, join and print totals; SIGUSR1 prints the status, as does
 // any packet sent to 192.0.2.2; SIGHUP reopens the log file (log rotation),
 // leaving every mapping as it is.
+//
+// Restarts without loss (--state_file=PATH, tools/state_store.h): at start,
+// before the first packet is read, the tables are restored from PATH when it
+// holds a valid file written with the same ports, global addresses, workers
+// and behaviours (anything else is refused, logged with its reason, and
+// natd starts empty); on SIGINT/SIGTERM, once the workers are joined and the
+// tables hold still, every live session is saved there (atomically), so a
+// connection through natd survives its restart.
 #include <signal.h>
+#include <time.h>
 
 #include <cstdio>
 #include <cstring>
@@ -25,6 +34,7 @@
 #include "tools/engine_processor.h"
 #include "tools/event_log.h"
 #include "tools/privileges.h"
+#include "tools/state_store.h"
 #include "tun/pipeline.h"
 #include "tun/tun_device.h"
 
@@ -80,9 +90,21 @@ ABSL_FLAG(std::string, user, "",
           "once the TUN is open, run as this user (name or uid), with no capabilities left (empty: stay as started)");
 ABSL_FLAG(std::string, group, "", "with --user: run as this group (default: the user's primary group)");
 ABSL_FLAG(uint32_t, log_invalid_per_second, 20, "cap on logged invalid/untranslatable packets per second");
+ABSL_FLAG(std::string, state_file, "",
+          "save the mappings here on SIGTERM/SIGINT and restore them at start, so connections survive a restart; "
+          "the file is refused (natd starts empty) if written with other ports, global addresses, workers or presets "
+          "(empty: off)");
 
 namespace natd {
 namespace {
+
+// The engine's clock (the dataplane's: monotonic, ms) and the wall clock,
+// which a state file needs to know how long natd was down.
+int64_t ClockMs(clockid_t clock) {
+  timespec ts;
+  clock_gettime(clock, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
 
 [[noreturn]] void Fail(const std::string& msg) {
   std::fprintf(stderr, "natd: %s\n", msg.c_str());
@@ -199,6 +221,17 @@ int Main(int argc, char** argv) {
     Fail("--group: needs --user");
   }
 
+  // Checked before any device is opened; again as the --user natd will run
+  // as, once it is that user, since that user writes the file at exit.
+  const std::string state_path = absl::GetFlag(FLAGS_state_file);
+  auto check_state_path = [&] {
+    if (state_path.empty()) return;
+    if (absl::Status s = CheckStateFileWritable(state_path); !s.ok()) {
+      Fail(absl::StrCat("--state_file: ", std::string(s.message())));
+    }
+  };
+  check_state_path();
+
   FILE* log = stderr;
   const std::string log_path = absl::GetFlag(FLAGS_log_file);
   if (log_path != "-") {
@@ -226,6 +259,14 @@ int Main(int argc, char** argv) {
 
   if (run_as) {
     if (absl::Status s = DropPrivileges(*run_as); !s.ok()) Fail(absl::StrCat("--user: ", std::string(s.message())));
+    check_state_path();
+  }
+  if (!state_path.empty()) {
+    // Read as the user natd runs as: the parser gets no privilege.
+    const std::string line =
+        LoadStateFile(**engine, state_path, ClockMs(CLOCK_MONOTONIC), ClockMs(CLOCK_REALTIME)) + "\n";
+    events.Line(line);
+    std::fputs(line.c_str(), stdout);
   }
   // Room for the largest packet the device hands over, rounded up to a cache line.
   popt.buffer_size = ((*device)->max_packet() + 63) / 64 * 64;
@@ -259,6 +300,14 @@ int Main(int argc, char** argv) {
   std::string totals = absl::StrCat("natd totals\n", (*engine)->CountersText(), pipeline.CountersText(),
                                     "tun.read_errors ", (*device)->read_errors(), "\ntun.write_errors ",
                                     (*device)->write_errors(), "\nlog.lost ", events.lost(), "\n");
+  // The workers are joined: the tables hold still while they are saved.
+  bool state_saved = true;
+  if (!state_path.empty()) {
+    const std::string line =
+        SaveStateFile(**engine, state_path, ClockMs(CLOCK_MONOTONIC), ClockMs(CLOCK_REALTIME), &state_saved) + "\n";
+    events.Line(line);
+    totals += line;
+  }
   for (uint32_t i = 0; i < (*engine)->shards(); ++i) (*engine)->shard(i).Flush();
   events.Stop();
   std::fputs(totals.c_str(), stdout);
@@ -270,7 +319,7 @@ int Main(int argc, char** argv) {
   }
   std::fprintf(stdout, "natd: stopped cleanly, all %llu buffers returned\n",
                static_cast<unsigned long long>(t.pool_buffers));
-  return 0;
+  return state_saved ? 0 : 1;
 }
 
 }  // namespace

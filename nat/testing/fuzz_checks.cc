@@ -328,6 +328,26 @@ std::string CheckTable(std::vector<LiveSession> v, size_t alen, PortSharing shar
   return "";
 }
 
+// A table's sizes and times: every mapping has a session, the table is within
+// its capacity, expiry has removed every session that was due, and none is
+// due later than its longest timeout.
+template <typename Addr>
+std::string CheckTableTimes(const MappingTable<Addr>& table, int64_t now, const char* when) {
+  FUZZ_CHECK(table.mapping_count() <= table.session_count(), "every mapping has a session");
+  FUZZ_CHECK(table.session_count() <= table.config().capacity);
+  const int64_t longest = std::max(table.config().timeout_ms, table.config().established_timeout_ms);
+  int64_t earliest = INT64_MAX, latest = INT64_MIN;
+  table.ForEachSession([&](const auto&, const auto& ss) {
+    earliest = std::min(earliest, ss.expires_ms);
+    latest = std::max(latest, ss.expires_ms);
+  });
+  if (table.session_count()) {
+    FUZZ_CHECK(earliest > now && latest <= now + longest, when, ": sessions expire in ", earliest - now, "..",
+               latest - now, " ms, timeout ", longest);
+  }
+  return "";
+}
+
 class TranslateRun {
  public:
   std::string Run(const uint8_t* data, size_t size);
@@ -525,20 +545,7 @@ std::string TranslateRun::CheckBalance(const char* when) {
       for (const auto* table : {&t->tcp, &t->udp, &t->icmp}) {
         sessions += table->session_count();
         mappings += table->mapping_count();
-        FUZZ_CHECK(table->mapping_count() <= table->session_count(), "every mapping has a session");
-        FUZZ_CHECK(table->session_count() <= table->config().capacity);
-        // Expiry has removed every session that was due, and none is due
-        // later than its longest timeout.
-        const int64_t longest = std::max(table->config().timeout_ms, table->config().established_timeout_ms);
-        int64_t earliest = INT64_MAX, latest = INT64_MIN;
-        table->ForEachSession([&](const auto&, const auto& ss) {
-          earliest = std::min(earliest, ss.expires_ms);
-          latest = std::max(latest, ss.expires_ms);
-        });
-        if (table->session_count()) {
-          FUZZ_CHECK(earliest > now_ && latest <= now_ + longest, when, ": sessions expire in ", earliest - now_, "..",
-                     latest - now_, " ms, timeout ", longest);
-        }
+        FUZZ_RETURN_IF_ERROR(CheckTableTimes(*table, now_, when));
       }
       return std::string();
     };
@@ -717,8 +724,10 @@ std::string TranslateRun::Step(uint8_t op, const uint8_t* pkt, size_t len) {
   Shard& shard = engine_->shard(si);
   const L4Kind table_kind = port_based ? (vb.kind == L4Kind::kError ? vb.quote.kind : vb.kind) : L4Kind::kNone;
 
-  // A fragment: through its datagram's shard to its session's, or held.
-  if (ok && vb.fragment) {
+  // A fragment: through its datagram's shard to its session's, or held
+  // (one to the status address asks for the status, like any packet).
+  const bool to_status = ok && vb.family == 4 && std::memcmp(d + 16, kStatusAddress, 4) == 0;
+  if (ok && vb.fragment && !to_status) {
     PacketRef ref{d, uint32_t(len), capacity, offload, false, index_};
     kept_.push_back(std::move(buf));  // a held fragment lives on in its buffer
     const Verdict v = shard.ProcessOne(ref, now_);
@@ -727,8 +736,12 @@ std::string TranslateRun::Step(uint8_t op, const uint8_t* pkt, size_t len) {
     return CheckBalance("after a fragment");
   }
 
-  // Inside -> global address: hairpinned, through up to two shards.
-  if (port_based && to_global && engine_->config().inside.Contains(vb.family, d + vb.src_addr_offset())) {
+  // Inside -> global address: hairpinned, through up to two shards (an
+  // ICMP error only when it is about a packet an inside host received).
+  const PrefixSet& inside = engine_->config().inside;
+  const bool hairpin = port_based && to_global && inside.Contains(vb.family, d + vb.src_addr_offset()) &&
+                       (vb.kind != L4Kind::kError || inside.Contains(vb.family, d + vb.quote.l3 + vb.dst_addr_offset()));
+  if (hairpin) {
     const size_t alen = lab.alen;
     PacketRef ref{d, uint32_t(len), capacity, offload, false};
     Verdict v = shard.ProcessOne(ref, now_);
@@ -977,6 +990,35 @@ std::string CheckPacketView(const uint8_t* data, size_t size) {
 }
 
 std::string CheckTranslate(const uint8_t* data, size_t size) { return TranslateRun().Run(data, size); }
+
+std::string CheckEngineTables(Engine& engine, int64_t now) {
+  for (uint32_t i = 0; i < engine.shards(); ++i) {
+    Shard& shard = engine.shard(i);
+    size_t sessions = 0, mappings = 0;
+    auto family = [&](auto* tables, uint8_t fam) {
+      if (!tables) return std::string();
+      const size_t alen = fam == 4 ? 4 : 16;
+      for (L4Kind kind : {L4Kind::kTcp, L4Kind::kUdp, L4Kind::kEcho}) {
+        const auto& table = tables->For(kind);
+        sessions += table.session_count();
+        mappings += table.mapping_count();
+        FUZZ_RETURN_IF_ERROR(CheckTableTimes(table, now, "tables"));
+        FUZZ_RETURN_IF_ERROR(CheckTable(SessionsOf(shard, fam, kind), alen, BehaviorOf(engine.config(), kind).sharing,
+                                        engine.plan(), i));
+      }
+      return std::string();
+    };
+    FUZZ_RETURN_IF_ERROR(family(shard.v4(), 4));
+    FUZZ_RETURN_IF_ERROR(family(shard.v6(), 6));
+    const Counters& c = shard.counters();
+    FUZZ_CHECK(c.sessions_inserted.value() - c.sessions_removed.value() == sessions, "shard ", i, " inserted ",
+               c.sessions_inserted.value(), " removed ", c.sessions_removed.value(), " live ", sessions);
+    FUZZ_CHECK(c.mappings_inserted.value() - c.mappings_removed.value() == mappings, "shard ", i,
+               " mappings inserted ", c.mappings_inserted.value(), " removed ", c.mappings_removed.value(), " live ",
+               mappings);
+  }
+  return "";
+}
 
 std::string CheckPortSet(const uint8_t* data, size_t size) {
   const std::string_view spec(reinterpret_cast<const char*>(data), size);

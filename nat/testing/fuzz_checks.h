@@ -53,6 +53,10 @@
 #include <string>
 #include <vector>
 
+namespace natd {
+class Engine;
+}  // namespace natd
+
 namespace natd::testing {
 
 // ParsePacket on arbitrary bytes; when it parses, the view's offsets, ports
@@ -69,6 +73,15 @@ std::string CheckPacketView(const uint8_t* data, size_t size);
 // tables' keys stay unique and their external ports in the shard's slice;
 // sessions_inserted - sessions_removed == live sessions.
 std::string CheckTranslate(const uint8_t* data, size_t size);
+
+// The tables' own invariants, in any engine (CheckTranslate checks them
+// after every packet; the state file's tests after a restore): per table,
+// every mapping has a session, the table is within its capacity, every
+// session is due after `now` and within its longest timeout, keys are unique,
+// external ports are in the shard's slice and shared no more than the
+// behaviour allows; per shard, inserted - removed sessions and mappings
+// (counters) are the live ones.
+std::string CheckEngineTables(Engine& engine, int64_t now);
 
 // PortSet::Parse on arbitrary text; a parsed set is ascending and unique, and
 // PortPlan::Make cuts it into 1..8 consistent slices.
