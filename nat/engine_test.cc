@@ -666,6 +666,31 @@ TEST(EngineHairpin, OnlyInsideSourcesAreHairpinned) {
   EXPECT_THAT(CreateError(cfg), HasSubstr("contain the global address 198.51.100.1"));
 }
 
+// The router's own ICMP errors about translated packets (a Time Exceeded on
+// the way from natd to the outside) come from its inside address but quote
+// a packet to a remote host: inbound, not hairpinned.
+TEST(EngineHairpin, TheRoutersErrorsFromAnInsideAddressAreInbound) {
+  for (int family : {4, 6}) {
+    EngineConfig cfg = BaseConfig();
+    cfg.shards = 3;
+    NullEventSink sink;
+    auto engine = Engine::Create(cfg, &sink);
+    ASSERT_TRUE(engine.ok());
+    Flow f{family, kProtoUdp, family == 4 ? "10.1.0.2" : "fd00::2", family == 4 ? "203.0.113.5" : "2001:db8:1::5",
+           40000, 53};
+    Bytes out = Outbound(f);
+    ASSERT_EQ(Deliver(**engine, out, 0).verdict.action, Action::kForward);
+    const uint16_t ext = SrcPortOf(out, f.proto);
+    const std::string router = family == 4 ? "10.1.0.1" : "fd00::1";
+    Bytes err = BuildIcmpError(family, router, Global(family), family == 4 ? 11 : 3, 0, out);
+    const Delivery d = Deliver(**engine, err, 1);
+    ASSERT_EQ(d.verdict.action, Action::kForward) << DropReasonName(d.verdict.reason);
+    EXPECT_EQ(d.shards.size(), 1u);
+    EXPECT_EQ(Hex(err), Hex(BuildIcmpError(family, router, f.inside, family == 4 ? 11 : 3, 0, Outbound(f))));
+    (void)ext;
+  }
+}
+
 TEST(EngineHairpin, AHandedOffPacketMustComeFromTheGlobalAddress) {
   EngineConfig cfg = BaseConfig();
   NullEventSink sink;

@@ -111,7 +111,6 @@ template struct FamilyTables<Ip6>;
 Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, EventSink* events)
     : index_(index),
       plan_(plan),
-      inside_(config.inside),
       steering_(config, plan),
       frags_(FragmentLimits{(config.fragment_datagrams + config.shards - 1) / config.shards,
                             (config.fragments_held + config.shards - 1) / config.shards,
@@ -164,7 +163,7 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
     return verdict(r);
   }
   if (from_global) return verdict(DropReason::kSourceIsGlobal);
-  if (to_global && !inside_.Contains(Addr::kFamily, d + v.src_addr_offset())) {
+  if (to_global && !steering_.IsHairpin(d, v)) {
     return verdict(TranslateIn(tables, d, v, mode, now));
   }
   // Outbound; when addressed to the global address, the first half of a hairpin.

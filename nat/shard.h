@@ -147,7 +147,6 @@ class Shard {
 
   const uint32_t index_;
   const PortPlan* const plan_;
-  const PrefixSet inside_;
   const Steering steering_;
   FragmentTable frags_;
   std::vector<Released> released_;

@@ -54,7 +54,7 @@ class Steering {
   uint32_t ShardOfFlow(const uint8_t* d, const PacketView& v) const {
     if (shards_ == 1) return 0;
     const size_t alen = v.family == 4 ? 4 : 16;
-    if (IsGlobal(v.family, d + v.dst_addr_offset()) && !inside_.Contains(v.family, d + v.src_addr_offset())) {
+    if (IsGlobal(v.family, d + v.dst_addr_offset()) && !IsHairpin(d, v)) {
       const uint16_t port = v.kind == L4Kind::kError ? v.quote.src_port : v.dst_port;
       const uint8_t owner = plan_->OwnerOf(port);
       return owner == PortPlan::kNoShard ? 0 : owner;
@@ -85,6 +85,15 @@ class Steering {
     return family == 4 ? has4_ && std::memcmp(addr, global4_, 4) == 0 : has6_ && std::memcmp(addr, global6_, 16) == 0;
   }
   bool IsInside(int family, const uint8_t* addr) const { return inside_.Contains(family, addr); }
+  // For a packet to a global address: whether it is hairpinned, i.e. from
+  // an inside host and, for an ICMP error, about a packet an inside host
+  // received (its quoted destination is inside). The router's own errors
+  // about translated packets come from its inside address too, but quote a
+  // packet to a remote host: those are plain inbound.
+  bool IsHairpin(const uint8_t* d, const PacketView& v) const {
+    if (!inside_.Contains(v.family, d + v.src_addr_offset())) return false;
+    return v.kind != L4Kind::kError || inside_.Contains(v.family, d + v.quote.l3 + v.dst_addr_offset());
+  }
   uint32_t shards() const { return shards_; }
 
  private:
