@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -701,6 +702,40 @@ TEST(EngineHairpin, AHandedOffPacketMustComeFromTheGlobalAddress) {
   const Verdict v = (*engine)->shard(0).ProcessOne(ref, 0);
   EXPECT_EQ(v.action, Action::kDrop);
   EXPECT_EQ(v.reason, DropReason::kSourceIsGlobal);
+}
+
+// RFC 7857 §10 / RFC 6864 §5.3.1: two inside hosts may pick the same IPv4
+// Identification for datagrams to one host; behind one global address those
+// would collide there, so natd gives every outbound datagram without DF its
+// own (unique per shard's residue class); DF ones and inbound ones keep theirs.
+TEST(EngineIpId, NonAtomicOutboundDatagramsGetNatdsIdentification) {
+  EngineConfig cfg = BaseConfig();
+  cfg.shards = 3;
+  NullEventSink sink;
+  auto engine = Engine::Create(cfg, &sink);
+  ASSERT_TRUE(engine.ok());
+  std::set<uint16_t> ids;
+  for (int host = 2; host < 40; ++host) {
+    PacketSpec s = Spec(4, kProtoUdp, "10.1.0." + std::to_string(host), "203.0.113.5", uint16_t(5000 + host), 53,
+                        false);
+    s.df = false;
+    s.ip_id = 0x1234;  // every host picks the same
+    Bytes p = Build(s);
+    ASSERT_EQ(Deliver(**engine, p, 0).verdict.action, Action::kForward);
+    EXPECT_TRUE(OracleChecksumsValid(p));
+    EXPECT_EQ(p[6] & 0x40, 0);
+    ids.insert(uint16_t(p[4] << 8 | p[5]));
+  }
+  EXPECT_EQ(ids.size(), 38u) << "no two alike";
+  PacketSpec df = Spec(4, kProtoUdp, "10.1.0.2", "203.0.113.5", 5002, 53, false);
+  Bytes p = Build(df);
+  ASSERT_EQ(Deliver(**engine, p, 1).verdict.action, Action::kForward);
+  EXPECT_EQ(p[4] << 8 | p[5], 0x1234) << "an atomic datagram (DF) keeps its Identification";
+  PacketSpec in = Spec(4, kProtoUdp, "203.0.113.5", kGlobal4, 53, 5002, true);
+  in.df = false;
+  Bytes q = Build(in);
+  ASSERT_EQ(Deliver(**engine, q, 2).verdict.action, Action::kForward);
+  EXPECT_EQ(q[4] << 8 | q[5], 0x1234) << "inbound keeps it";
 }
 
 }  // namespace

@@ -101,6 +101,7 @@ class FragmentTable {
     uint16_t target = kNoTarget;  // F: the shard that translates it
     bool translated = false;      // T: the first fragment was translated
     uint16_t ip4_delta = 0;       // T: IPv4 header checksum delta of the rewrite
+    uint8_t new_id[2] = {};       // T: IPv4 Identification later fragments get
     uint8_t new_src[16];          // T: the addresses later fragments get
     uint8_t new_dst[16];
   };

@@ -110,6 +110,9 @@ Bytes Reassemble(const std::vector<Bytes>& frags) {
   for (const Bytes& p : frags) {
     EXPECT_EQ(Hex(Bytes(p.begin() + a, p.begin() + a + alen)), Hex(Bytes(head.begin() + a, head.begin() + a + alen)));
     EXPECT_TRUE(testing::OracleChecksumsValid(p) || (p[0] >> 4) == 6) << Hex(p);
+    if (family == 4) {
+      EXPECT_EQ(p[4] << 8 | p[5], head[4] << 8 | head[5]) << "one Identification per datagram";
+    }
   }
   Bytes whole = head;
   if (family == 4) {
@@ -226,6 +229,7 @@ TEST(Fragments, OutAndBackInAnyOrder) {
         const Bytes sent = Reassemble(out);
         // The external port is preserved (port-restricted-cone, a free port).
         PacketSpec want = testing::MakeSpec(f.family, f.global, f.remote, kProtoUdp, port, 53);
+        want.df = false;  // a fragmented datagram
         want.payload.resize(3000);
         for (size_t i = 0; i < 3000; ++i) want.payload[i] = uint8_t(i * 13 + 0x4242 + order);
         Bytes want_bytes = Build(want);
@@ -247,6 +251,7 @@ TEST(Fragments, OutAndBackInAnyOrder) {
         ASSERT_EQ(out.size(), back.size());
         const Bytes got = Reassemble(out);
         PacketSpec rep = testing::MakeSpec(f.family, f.remote, f.inside, kProtoUdp, 53, port);
+        rep.df = false;
         rep.payload.resize(2000);
         for (size_t i = 0; i < 2000; ++i) rep.payload[i] = uint8_t(i * 13 + 0x77 + order);
         Bytes rep_bytes = Build(rep);

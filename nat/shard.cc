@@ -120,6 +120,7 @@ Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, E
       rng_(SeedFor(config, index)),
       events_(events) {
   released_.reserve(frags_.limits().held);
+  ip_id_counter_ = static_cast<uint32_t>(rng_.Next());
   if (config.global4) {
     v4_ = std::make_unique<FamilyTables<Ip4>>(config, *config.global4, index, plan, &rng_, &counters_, events);
   }
@@ -172,6 +173,7 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
                                            : TranslateOutbound(tables->For(v.kind), d, v, mode, now);
   if (r != DropReason::kNone) return verdict(r);
   counters_.packets_out.Add();
+  if (Addr::kFamily == 4 && !(d[6] & 0x40)) RenumberIp4(d);
   if (!to_global) return verdict(r);
   // Now G:x' -> G:y'. The view's ports changed with the rewrite: parse again.
   if (ParsePacket(d, v.len, &v) != DropReason::kNone) return verdict(DropReason::kBadQuote);
@@ -216,6 +218,13 @@ Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
     return {Action::kDrop, r};
   }
   return {Action::kForward, DropReason::kNone};
+}
+
+void Shard::RenumberIp4(uint8_t* d) {
+  const uint16_t id = static_cast<uint16_t>(ip_id_counter_++ * steering_.shards() + index_);
+  uint8_t raw[2];
+  StoreBe16(raw, id);
+  ApplyDeltaAt(d + 10, Rewrite16(d + 4, LoadRaw16(raw)));
 }
 
 Verdict Shard::ProcessFragment(PacketRef& p, PacketView& v, int64_t now) {
@@ -282,7 +291,13 @@ Verdict Shard::TranslateFragment(PacketRef& p, PacketView& v, const FragmentKey&
       std::memcpy(e.new_src, d + v.src_addr_offset(), alen);
       std::memcpy(e.new_dst, d + v.dst_addr_offset(), alen);
       if (v.family == 4) {
-        e.ip4_delta = AddDelta(DeltaBytes(key.src, e.new_src, 4), DeltaBytes(key.dst, e.new_dst, 4));
+        // The first fragment may have got a new Identification (outbound):
+        // every fragment of the datagram gets the same.
+        uint8_t old_id[2];
+        StoreBe16(old_id, static_cast<uint16_t>(key.id));
+        std::memcpy(e.new_id, d + 4, 2);
+        e.ip4_delta = AddDelta(AddDelta(DeltaBytes(key.src, e.new_src, 4), DeltaBytes(key.dst, e.new_dst, 4)),
+                               DeltaBytes(old_id, e.new_id, 2));
       }
     }
     return t;
@@ -293,7 +308,10 @@ Verdict Shard::TranslateFragment(PacketRef& p, PacketView& v, const FragmentKey&
   const FragmentTable::Datagram& e = frags_.at(i);
   std::memcpy(d + v.src_addr_offset(), e.new_src, alen);
   std::memcpy(d + v.dst_addr_offset(), e.new_dst, alen);
-  if (v.family == 4) ApplyDeltaAt(d + 10, e.ip4_delta);
+  if (v.family == 4) {
+    std::memcpy(d + 4, e.new_id, 2);
+    ApplyDeltaAt(d + 10, e.ip4_delta);
+  }
   counters_.fragments_translated.Add();
   (inbound ? counters_.packets_in : counters_.packets_out).Add();
   return Verdict{Action::kForward, DropReason::kNone, 0};

@@ -136,6 +136,8 @@ class Shard {
   bool ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now_ms);
   template <typename Addr>
   Verdict Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now_ms);
+  // An outbound IPv4 packet without DF gets a fresh Identification.
+  void RenumberIp4(uint8_t* d);
   // Fragments: steering (the datagram's shard) and translation (the session's).
   Verdict ProcessFragment(PacketRef& p, PacketView& v, int64_t now_ms);
   Verdict TranslateFragment(PacketRef& p, PacketView& v, const FragmentKey& key, int64_t now_ms);
@@ -155,6 +157,11 @@ class Shard {
   int64_t prohibited_second_ = -1;
   uint32_t prohibited_sent_this_second_ = 0;
   Rng rng_;
+  // IPv4 Identification for non-atomic datagrams leaving from the global
+  // address (RFC 7857 §10, RFC 6864 §5.3.1): inside hosts pick theirs
+  // independently, so two of them could send equal ones to one host. Each
+  // shard counts in its own residue class modulo the shard count.
+  uint32_t ip_id_counter_ = 0;
   Counters counters_;
   EventSink* const events_;
   std::unique_ptr<FamilyTables<Ip4>> v4_;

@@ -4,6 +4,8 @@
 
 #include "nat/addr.h"
 #include "nat/behavior.h"
+#include "nat/engine.h"
+#include "nat/events.h"
 #include "nat/port_set.h"
 
 namespace natd::testing {
@@ -382,6 +384,23 @@ Bytes BuildRaw(PacketSpec s) {
   return p;
 }
 
+// The IPv4 Identification a fresh fixture engine gives the first outbound
+// datagram without DF (RFC 7857 §10: natd picks it, the inside host's is not
+// kept). Its value is arbitrary by design, so it is learned from a probe;
+// everything else about the fixtures below is built independently.
+uint16_t FirstIpId() {
+  natd::NullEventSink sink;
+  auto engine = natd::Engine::Create(FixtureConfig(), &sink);
+  if (!engine.ok()) throw std::logic_error("fixture engine");
+  PacketSpec s = Udp(kV4, kInside4, kRemote4, 4000, kDns);
+  s.df = false;
+  Bytes p = Build(s);
+  if ((*engine)->shard(0).ProcessOne(p.data(), uint32_t(p.size()), 0).action != Action::kForward) {
+    throw std::logic_error("fixture probe not forwarded");
+  }
+  return Be16(p, 4);
+}
+
 // Fragments (RFC 4787 REQ-14). The first fragment carries the UDP header
 // (its length covers the whole datagram; the builder's checksum covers what
 // this fragment holds, and the translation only has to keep it consistent);
@@ -398,7 +417,9 @@ void AddFragments(std::vector<Fixture>* out) {
       return s;
     };
     const Bytes first = frag(Build(spec(f.inside, f.remote, kUdpPort, kDns, Payload(32, 1))), 0, true);
-    const Bytes first_out = frag(Build(spec(f.global, f.remote, kUdpPort, kDns, Payload(32, 1))), 0, true);
+    PacketSpec first_out_spec = spec(f.global, f.remote, kUdpPort, kDns, Payload(32, 1));
+    if (v4) first_out_spec.ip_id = FirstIpId();  // outbound and non-atomic: natd's Identification
+    const Bytes first_out = frag(Build(first_out_spec), 0, true);
     out->push_back(Forward(Name("fragment_first", f), {}, first, first_out));
     // A later fragment: its bytes are not a UDP header, so it is built as a
     // raw payload behind the IP (and Fragment) header.
@@ -407,6 +428,7 @@ void AddFragments(std::vector<Fixture>* out) {
     const Bytes later = frag(BuildRaw(later_spec), 5, false);
     PacketSpec later_out_spec = later_spec;
     later_out_spec.src = f.global;
+    if (v4) later_out_spec.ip_id = FirstIpId();  // the Identification its first fragment got
     const Bytes later_out = frag(BuildRaw(later_out_spec), 5, false);
     out->push_back(Forward(Name("fragment_later_after_first", f), {first}, later, later_out));
     // Ahead of its first fragment: held, unchanged, nothing counted as dropped.

@@ -109,6 +109,7 @@ Bytes Build(const PacketSpec& sp) {
     pkt[0] = uint8_t(0x40 | (ihl / 4));
     Put16(pkt, 2, uint16_t(ihl + l4.size()));
     Put16(pkt, 4, sp.ip_id);
+    if (sp.df) pkt[6] = 0x40;
     pkt[8] = sp.ttl;
     pkt[9] = sp.proto;
     std::copy(src.begin(), src.end(), pkt.begin() + 12);

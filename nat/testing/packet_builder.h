@@ -30,6 +30,9 @@ struct PacketSpec {
   std::vector<uint8_t> ext_headers;  // IPv6: types (0, 43, 60) of 8-byte headers
   uint8_t ttl = 64;
   uint16_t ip_id = 0x1234;
+  // IPv4 Don't Fragment, set as Linux sets it on what it sends whole; natd
+  // rewrites the Identification of packets without it (RFC 7857 §10).
+  bool df = true;
 };
 
 Bytes Build(const PacketSpec& spec);
