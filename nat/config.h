@@ -70,6 +70,11 @@ struct EngineConfig {
   uint32_t fragments_held = 512;
   uint32_t fragment_held_bytes = 4 << 20;
   int64_t fragment_timeout_ms = 5000;
+  // Explicit mappings inside hosts may ask for (PCP / NAT-PMP), per protocol
+  // and family over all shards; 0: none (the server is off). Each inside
+  // address may hold at most explicit_per_host of them per table.
+  uint32_t explicit_mappings = 0;
+  uint32_t explicit_per_host = 64;
   // Seed for port randomization; 0 picks one from the OS.
   uint64_t seed = 0;
 };

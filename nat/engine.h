@@ -29,6 +29,7 @@ class Engine {
   static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config, EventSink* events);
 
   uint32_t ShardOf(const uint8_t* data, size_t len) const;
+  const Steering& steering() const { return steering_; }
   Shard& shard(uint32_t i) { return *shards_[i]; }
   const Shard& shard(uint32_t i) const { return *shards_[i]; }
   uint32_t shards() const { return static_cast<uint32_t>(shards_.size()); }

@@ -18,6 +18,16 @@
 //   port_owner_  x'           -> mapping      ports held exclusively
 //   endpoints_   (X, x)       -> last port    reuse-last and increment
 //   hosts_       X            -> sessions     the per-host quota (RFC 6888 REQ-4)
+//   explicit_    (X, x)       -> mapping, lifetime   PCP / NAT-PMP mappings
+//   explicit_ports_  x'       -> mapping      their ports, open to anyone
+//
+// Explicit mappings (RFC 6887 MAP, RFC 6886): an inside host asks for one
+// for a lifetime. It is endpoint-independent and endpoint-independently
+// filtered whatever the preset, lives (pinned) without sessions until its
+// lifetime ends, and holds its external port alone: no dynamic mapping may
+// share it, and it never takes a port a dynamic mapping uses. An existing
+// endpoint-independent dynamic mapping of the same endpoint is pinned in
+// place, so the port the host already uses is the one it is told.
 //
 // Entries live in vectors sized at start (capacity fixed; a full table is a
 // clean refusal); the hash maps hold indices, never pointers, because
@@ -167,6 +177,8 @@ struct TableConfig {
   uint32_t capacity = 0;  // sessions (and so at most as many mappings)
   uint32_t port_probes = 32;
   uint32_t host_quota = 0;  // sessions one inside address may hold here; 0: no limit
+  uint32_t explicit_capacity = 0;  // explicit (PCP) mappings here; 0: none
+  uint32_t explicit_per_host = 0;  // of them, per inside address; 0: no limit
 };
 
 template <typename Addr>
@@ -182,6 +194,7 @@ class MappingTable {
     uint16_t l4_delta = 0;  // delta of the L4 checksum for address and port
     uint32_t sessions = 0;
     uint32_t next_free = kNil;
+    bool pinned = false;  // an explicit mapping: lives without sessions
     int64_t created_ms = 0;
     int64_t last_ms = 0;
     uint64_t packets_out = 0, bytes_out = 0, packets_in = 0, bytes_in = 0;
@@ -223,6 +236,12 @@ class MappingTable {
     track_endpoints_ = b.strategy == PortStrategy::kReuseLast || b.strategy == PortStrategy::kIncrement;
     if (track_endpoints_) endpoints_.reserve(cfg_.capacity);
     if (cfg_.host_quota) hosts_.reserve(std::min<uint32_t>(cfg_.capacity, 1 << 16));
+    if (cfg_.explicit_capacity) {
+      explicit_.reserve(cfg_.explicit_capacity);
+      explicit_ports_.reserve(cfg_.explicit_capacity);
+      // Shared ports: an explicit mapping needs one no mapping uses at all.
+      if (b.sharing != PortSharing::kExclusive) port_users_.assign(65536, 0);
+    }
   }
 
   MappingTable(const MappingTable&) = delete;
@@ -241,6 +260,11 @@ class MappingTable {
       InsideKey<Addr> mkey = MappingKeyOf(inside, inside_port, remote, remote_port);
       uint32_t m;
       auto mit = by_key_.find(mkey);
+      if (mit == by_key_.end() && !explicit_.empty()) {
+        // The endpoint's explicit mapping serves every destination.
+        auto eit = explicit_.find(EndpointKey<Addr>{inside, inside_port});
+        if (eit != explicit_.end()) mit = by_key_.find(KeyOf(mappings_[eit->second.mapping]));
+      }
       if (mit != by_key_.end()) {
         m = mit->second;
         if (free_session_ == kNil) return Refuse(m, remote, remote_port, DropReason::kTableFull);
@@ -264,6 +288,17 @@ class MappingTable {
   Result Inbound(uint16_t external_port, const Addr& remote, uint16_t remote_port, uint8_t tcp_flags, uint32_t bytes,
                  int64_t now) {
     uint32_t s = FindOutside(external_port, remote, remote_port);
+    if (s == kNil && !explicit_ports_.empty()) {
+      // An explicit mapping lets anyone in (RFC 6887 §11: MAP filters nothing).
+      auto eit = explicit_ports_.find(external_port);
+      if (eit != explicit_ports_.end()) {
+        const uint32_t m = eit->second;
+        if (is_tcp() && (!(tcp_flags & kTcpSyn) || (tcp_flags & kTcpRst))) return {DropReason::kTcpNoSession, kNil};
+        if (free_session_ == kNil) return Refuse(m, remote, remote_port, DropReason::kTableFull);
+        if (OverQuota(mappings_[m].inside)) return Refuse(m, remote, remote_port, DropReason::kHostQuota);
+        s = CreateSession(m, remote, remote_port, now);
+      }
+    }
     if (s == kNil) {
       const Behavior& b = cfg_.behavior;
       uint32_t m = kNil;
@@ -301,6 +336,7 @@ class MappingTable {
 
   // Removes every session whose time has come; returns how many.
   size_t Expire(int64_t now) {
+    if (!explicit_.empty() && now >= explicit_next_due_) ExpireExplicit(now);
     size_t n = 0;
     for (ExpiryList& list : lists_) {
       while (list.head() != kNil && sessions_[list.head()].expires_ms <= now) {
@@ -313,10 +349,101 @@ class MappingTable {
 
   // Removes everything (shutdown, tests).
   void Flush() {
+    while (!explicit_.empty()) UnpinExplicit(explicit_.begin());
     for (ExpiryList& list : lists_) {
       while (list.head() != kNil) RemoveSession(list.head(), RemoveReason::kFlushed);
     }
   }
+
+  // --- Explicit mappings (PCP / NAT-PMP) ---------------------------------
+  enum class ExplicitCode : uint8_t { kOk, kNoPort, kTableFull, kQuota };
+  struct ExplicitResult {
+    ExplicitCode code = ExplicitCode::kOk;
+    uint16_t external_port = 0;
+  };
+  // Makes (or refreshes) the explicit mapping of inside:inside_port until
+  // `until_ms`. The port: the one the endpoint already has, else the
+  // suggested one, else the inside port, else any free one — unless
+  // prefer_failure and the suggested one cannot be had (kNoPort).
+  ExplicitResult MapExplicit(const Addr& inside, uint16_t inside_port, uint16_t suggested, bool prefer_failure,
+                             int64_t until_ms, int64_t now) {
+    const EndpointKey<Addr> ek{inside, inside_port};
+    if (auto it = explicit_.find(ek); it != explicit_.end()) {
+      it->second.until_ms = until_ms;
+      explicit_next_due_ = std::min(explicit_next_due_, until_ms);
+      return {ExplicitCode::kOk, mappings_[it->second.mapping].external_port};
+    }
+    if (explicit_.size() >= cfg_.explicit_capacity) return {ExplicitCode::kTableFull, 0};
+    if (cfg_.explicit_per_host) {
+      uint32_t mine = 0;
+      for (const auto& [k, e] : explicit_) mine += k.inside == inside;
+      if (mine >= cfg_.explicit_per_host) return {ExplicitCode::kQuota, 0};
+    }
+    uint32_t m = kNil;
+    // The endpoint's endpoint-independent dynamic mapping, pinned in place
+    // when its port is its own (not shared with other mappings).
+    if (auto mit = by_key_.find(InsideKey<Addr>{inside, Addr{}, inside_port, 0}); mit != by_key_.end()) {
+      const Mapping& mp = mappings_[mit->second];
+      const bool alone = cfg_.behavior.sharing == PortSharing::kExclusive || port_users_[mp.external_port] == 1;
+      if (alone && (!prefer_failure || suggested == 0 || suggested == mp.external_port)) m = mit->second;
+    }
+    if (m == kNil) {
+      if (free_mapping_ == kNil) return {ExplicitCode::kTableFull, 0};
+      uint16_t port = 0;
+      if (suggested != 0 && PortUnused(suggested)) {
+        port = suggested;
+      } else if (prefer_failure && suggested != 0) {
+        return {ExplicitCode::kNoPort, 0};
+      } else if (PortUnused(inside_port)) {
+        port = inside_port;
+      } else {
+        const uint32_t n = static_cast<uint32_t>(slice_->size());
+        const uint32_t start = rng_->Below(n);
+        for (uint32_t i = 0; i < n && port == 0; ++i) {
+          const uint16_t p = (*slice_)[(start + i) % n];
+          if (PortUnused(p)) port = p;
+        }
+      }
+      if (port == 0) return {ExplicitCode::kNoPort, 0};
+      const InsideKey<Addr> key{inside, Addr{}, inside_port, 0};
+      if (by_key_.contains(key)) return {ExplicitCode::kNoPort, 0};  // its dynamic one shares its port
+      m = CreateMapping(key, inside, inside_port, port, Addr{}, 0, now);
+    }
+    mappings_[m].pinned = true;
+    explicit_.emplace(ek, Explicit{m, until_ms});
+    explicit_ports_.emplace(mappings_[m].external_port, m);
+    explicit_next_due_ = std::min(explicit_next_due_, until_ms);
+    return {ExplicitCode::kOk, mappings_[m].external_port};
+  }
+
+  // Deletes the explicit mapping of inside:inside_port (every one of the
+  // inside address's when inside_port is 0); returns how many. Sessions it
+  // has keep it until they end.
+  size_t UnmapExplicit(const Addr& inside, uint16_t inside_port) {
+    size_t n = 0;
+    if (inside_port != 0) {
+      auto it = explicit_.find(EndpointKey<Addr>{inside, inside_port});
+      if (it == explicit_.end()) return 0;
+      UnpinExplicit(it);
+      return 1;
+    }
+    for (auto it = explicit_.begin(); it != explicit_.end();) {
+      auto next = std::next(it);
+      if (it->first.inside == inside) {
+        UnpinExplicit(it);
+        ++n;
+      }
+      it = next;
+    }
+    return n;
+  }
+
+  // fn(mapping, until_ms) for every explicit mapping.
+  template <typename Fn>
+  void ForEachExplicit(Fn&& fn) const {
+    for (const auto& [k, e] : explicit_) fn(mappings_[e.mapping], e.until_ms);
+  }
+  size_t explicit_count() const { return explicit_.size(); }
 
   const Session& session(uint32_t s) const { return sessions_[s]; }
   const Mapping& mapping(uint32_t m) const { return mappings_[m]; }
@@ -522,6 +649,44 @@ class MappingTable {
   }
 
  private:
+  struct Explicit {
+    uint32_t mapping;
+    int64_t until_ms;
+  };
+  using ExplicitMap = absl::flat_hash_map<EndpointKey<Addr>, Explicit, TableHash>;
+
+  static InsideKey<Addr> KeyOf(const Mapping& mp) {
+    return InsideKey<Addr>{mp.inside, mp.remote_key, mp.inside_port, mp.remote_port_key};
+  }
+
+  // No mapping at all uses the port (an explicit mapping's must be its own).
+  bool PortUnused(uint16_t port) const {
+    if (!Owned(port) || explicit_ports_.contains(port)) return false;
+    return cfg_.behavior.sharing == PortSharing::kExclusive ? port_owner_[port] == kNil : port_users_[port] == 0;
+  }
+
+  void UnpinExplicit(typename ExplicitMap::iterator it) {
+    const uint32_t m = it->second.mapping;
+    explicit_.erase(it);
+    Mapping& mp = mappings_[m];
+    explicit_ports_.erase(mp.external_port);
+    mp.pinned = false;
+    if (mp.sessions == 0) RemoveMapping(m, RemoveReason::kExpired);
+  }
+
+  void ExpireExplicit(int64_t now) {
+    explicit_next_due_ = INT64_MAX;
+    for (auto it = explicit_.begin(); it != explicit_.end();) {
+      auto next = std::next(it);
+      if (it->second.until_ms <= now) {
+        UnpinExplicit(it);
+      } else {
+        explicit_next_due_ = std::min(explicit_next_due_, it->second.until_ms);
+      }
+      it = next;
+    }
+  }
+
   struct AddrRef {
     uint32_t mapping;
     uint32_t sessions;
@@ -553,12 +718,14 @@ class MappingTable {
       case PortSharing::kExclusive:
         return port_owner_[port] == kNil;
       case PortSharing::kPerRemoteAddress:
-        return !by_addr_.contains(AddrKey<Addr>{remote, port});
+        return !by_addr_.contains(AddrKey<Addr>{remote, port}) && !IsExplicitPort(port);
       case PortSharing::kPerRemoteEndpoint:
-        return !by_outside_.contains(OutsideKey<Addr>{remote, port, remote_port});
+        return !by_outside_.contains(OutsideKey<Addr>{remote, port, remote_port}) && !IsExplicitPort(port);
     }
     return false;
   }
+
+  bool IsExplicitPort(uint16_t port) const { return !explicit_ports_.empty() && explicit_ports_.contains(port); }
 
   bool Owned(uint16_t port) const { return port != 0 && plan_->OwnerOf(port) == shard_; }
 
@@ -639,6 +806,8 @@ class MappingTable {
     if (cfg_.behavior.sharing == PortSharing::kExclusive) {
       port_owner_[port] = m;
       ++exclusive_used_;
+    } else if (!port_users_.empty()) {
+      ++port_users_[port];
     }
     if (track_endpoints_) {
       auto [it, inserted] = endpoints_.try_emplace(EndpointKey<Addr>{inside, inside_port}, EndpointRef{port, 0});
@@ -656,6 +825,8 @@ class MappingTable {
     if (cfg_.behavior.sharing == PortSharing::kExclusive) {
       port_owner_[mp.external_port] = kNil;
       --exclusive_used_;
+    } else if (!port_users_.empty()) {
+      --port_users_[mp.external_port];
     }
     if (track_endpoints_) {
       auto it = endpoints_.find(EndpointKey<Addr>{mp.inside, mp.inside_port});
@@ -709,7 +880,7 @@ class MappingTable {
     ss.next = free_session_;
     free_session_ = s;
     counters_->sessions_removed.Add();
-    if (--mp.sessions == 0) RemoveMapping(m, why);
+    if (--mp.sessions == 0 && !mp.pinned) RemoveMapping(m, why);
   }
 
   // Accounts a packet, advances TCP state and refreshes the session's timer.
@@ -743,6 +914,11 @@ class MappingTable {
   static uint8_t NextTcpState(uint8_t st, Direction dir, uint8_t flags) {
     const bool out = dir == Direction::kOut;
     if (flags & kTcpRst) return st | kTcpStRst;
+    // Traffic after a RST on an established connection: the RST was stray
+    // or spoofed and the endpoints ignored it (RFC 5961), so the session is
+    // established again (RFC 6146 §3.5.2.2) rather than left to die after
+    // the transitory timeout.
+    if ((st & kTcpStRst) && !(flags & kTcpSyn) && (st & kTcpStEstablished)) st &= uint8_t(~kTcpStRst);
     if (flags & kTcpSyn) {
       // A new connection on the same 4-tuple after the old one closed.
       if ((st & kTcpStRst) || ((st & kTcpStFinOut) && (st & kTcpStFinIn))) st = 0;
@@ -815,6 +991,10 @@ class MappingTable {
   absl::flat_hash_map<Addr, uint32_t, TableHash> hosts_;
   std::vector<uint32_t> port_owner_;
   uint32_t exclusive_used_ = 0;
+  ExplicitMap explicit_;
+  absl::flat_hash_map<uint16_t, uint32_t> explicit_ports_;
+  std::vector<uint16_t> port_users_;  // shared-port presets with explicit mappings: mappings per port
+  int64_t explicit_next_due_ = INT64_MAX;
 };
 
 }  // namespace natd

@@ -141,7 +141,7 @@ struct Harness {
     EXPECT_EQ(counters.mappings_inserted.value() - counters.mappings_removed.value(), table->mapping_count());
     EXPECT_EQ(counters.sessions_inserted.value() - counters.sessions_removed.value(), table->session_count());
     EXPECT_EQ(sink.inserted.size() - sink.removed.size(), table->mapping_count());
-    EXPECT_LE(table->mapping_count(), table->session_count());
+    EXPECT_LE(table->mapping_count(), table->session_count() + table->explicit_count());
     size_t visited = 0;
     table->ForEachSession([&](const auto& m, const auto&) {
       ++visited;
@@ -738,11 +738,34 @@ TYPED_TEST(MappingTableTest, TcpRstIsTransitory) {
     ASSERT_EQ((inbound ? f.In(kMin, kRst) : f.Out(kMin, kRst)).drop, DropReason::kNone);
     EXPECT_NE(f.State() & kTcpStRst, 0);
     EXPECT_EQ(f.Expires(), kMin + kTransitory);
-    // Later segments do not make it established again.
-    f.In(kMin + 10, kAck);
-    EXPECT_EQ(f.Expires(), kMin + 10 + kTransitory);
-    EXPECT_EQ(f.h.Expire(kMin + 10 + kTransitory), 1u);
+    // Nothing more: it ends after the transitory timeout.
+    EXPECT_EQ(f.h.Expire(kMin + kTransitory), 1u);
   }
+}
+
+// A stray or spoofed RST the endpoints ignore (RFC 5961) must not doom an
+// established connection to the transitory timeout: traffic after it makes
+// the session established again (RFC 6146 §3.5.2.2, RFC 7857 §2).
+TYPED_TEST(MappingTableTest, TcpTrafficAfterRstIsEstablishedAgain) {
+  for (bool inbound : {false, true}) {
+    SCOPED_TRACE(inbound ? "rst in" : "rst out");
+    TcpFixture<TypeParam> f;
+    f.Out(0, kSyn);
+    f.In(10, kSynAck);
+    f.Out(20, kAck);
+    ASSERT_EQ((inbound ? f.In(kMin, kRst) : f.Out(kMin, kRst)).drop, DropReason::kNone);
+    EXPECT_EQ(f.Expires(), kMin + kTransitory);
+    f.In(kMin + 10, kAck);
+    EXPECT_EQ(f.State() & kTcpStRst, 0);
+    EXPECT_EQ(f.Expires(), kMin + 10 + kEstablished);
+  }
+  // Before the connection was established a RST stays final.
+  TcpFixture<TypeParam> g;
+  g.Out(0, kSyn);
+  g.In(10, kRst);
+  g.Out(20, kAck);
+  EXPECT_NE(g.State() & kTcpStRst, 0);
+  EXPECT_EQ(g.Expires(), 20 + kTransitory);
 }
 
 TYPED_TEST(MappingTableTest, TcpRstWithoutSessionCreatesNothing) {
@@ -960,6 +983,122 @@ TYPED_TEST(MappingTableTest, ChurnKeepsCountersBalanced) {
     EXPECT_EQ(h.counters.mappings_inserted.value(), h.counters.mappings_removed.value());
     EXPECT_EQ(h.counters.sessions_inserted.value(), h.counters.sessions_removed.value());
   }
+}
+
+// ---------------------------------------------------------------------------
+// Explicit mappings (PCP MAP / NAT-PMP)
+
+TableConfig ExplicitCfg(uint8_t proto, const char* preset, uint32_t capacity = 8, uint32_t per_host = 0) {
+  TableConfig c = Cfg(proto, Preset(preset));
+  c.explicit_capacity = capacity;
+  c.explicit_per_host = per_host;
+  return c;
+}
+
+TYPED_TEST(MappingTableTest, ExplicitMappingLetsAnyoneInForItsLifetime) {
+  using A = TypeParam;
+  using Code = typename MappingTable<A>::ExplicitCode;
+  Harness<A> h(ExplicitCfg(kProtoTcp, "port-restricted-cone"));
+  auto r = h.table->MapExplicit(Inside<A>(1), 8080, 0, false, 100 * kSec, 0);
+  ASSERT_EQ(r.code, Code::kOk);
+  EXPECT_EQ(r.external_port, 8080) << "the inside port, free";
+  EXPECT_EQ(h.table->mapping_count(), 1u);
+  h.CheckInvariants();
+  // Anyone may open a connection to it (no filtering), only with a SYN.
+  EXPECT_EQ(h.In(8080, Remote<A>(5), 1234, kSec, kAck).drop, DropReason::kTcpNoSession);
+  auto in = h.In(8080, Remote<A>(5), 1234, kSec, kSyn);
+  ASSERT_EQ(in.drop, DropReason::kNone);
+  EXPECT_EQ(h.table->mapping_of(in.session).inside, Inside<A>(1));
+  ASSERT_EQ(h.In(8080, Remote<A>(6), 999, 2 * kSec, kSyn).drop, DropReason::kNone);
+  // Refreshed: the same port, a new lifetime.
+  EXPECT_EQ(h.table->MapExplicit(Inside<A>(1), 8080, 0, false, 200 * kSec, 50 * kSec).external_port, 8080);
+  EXPECT_EQ(h.Expire(150 * kSec), 0u);
+  EXPECT_EQ(h.table->explicit_count(), 1u);
+  // Its lifetime over: no newcomer gets in; the sessions it has keep it.
+  h.Expire(200 * kSec);
+  EXPECT_EQ(h.table->explicit_count(), 0u);
+  EXPECT_TRUE(Denied(h.In(8080, Remote<A>(7), 1, 201 * kSec, kSyn).drop));
+  EXPECT_EQ(h.table->mapping_count(), 1u);
+  h.Expire(201 * kSec + kTransitory);
+  EXPECT_EQ(h.table->mapping_count(), 0u);
+  EXPECT_EQ(h.sink.inserted.size(), h.sink.removed.size());
+}
+
+TYPED_TEST(MappingTableTest, ExplicitMappingServesEveryDestinationEvenUnderSymmetric) {
+  using A = TypeParam;
+  Harness<A> h(ExplicitCfg(kProtoUdp, "symmetric"));
+  const uint16_t port = h.table->MapExplicit(Inside<A>(1), 5000, 0, false, kUdp * 10, 0).external_port;
+  ASSERT_NE(port, 0);
+  for (int r = 1; r <= 3; ++r) {
+    auto out = h.Out(Inside<A>(1), 5000, Remote<A>(r), 80, kSec);
+    ASSERT_EQ(out.drop, DropReason::kNone);
+    EXPECT_EQ(h.Port(out), port) << "remote " << r;
+  }
+  // Another endpoint of the host is symmetric as ever.
+  auto a = h.Out(Inside<A>(1), 5001, Remote<A>(1), 80, kSec);
+  auto b = h.Out(Inside<A>(1), 5001, Remote<A>(2), 80, kSec);
+  EXPECT_NE(h.Port(a), h.Port(b));
+}
+
+TYPED_TEST(MappingTableTest, ExplicitMappingPinsTheEndpointsDynamicOne) {
+  using A = TypeParam;
+  Harness<A> h(ExplicitCfg(kProtoUdp, "port-restricted-cone"));
+  auto out = h.Out(Inside<A>(1), 6000, Remote<A>(1), 53, 0);
+  ASSERT_EQ(out.drop, DropReason::kNone);
+  const uint16_t dynamic = h.Port(out);
+  EXPECT_EQ(h.table->MapExplicit(Inside<A>(1), 6000, 7777, false, 10 * kUdp, kSec).external_port, dynamic)
+      << "the port the host already uses";
+  EXPECT_EQ(h.table->mapping_count(), 1u);
+  h.Expire(2 * kUdp);  // its session ends; the mapping stays, pinned
+  EXPECT_EQ(h.table->session_count(), 0u);
+  EXPECT_EQ(h.table->mapping_count(), 1u);
+  EXPECT_EQ(h.In(dynamic, Remote<A>(9), 1, 2 * kUdp, 0).drop, DropReason::kNone) << "open to anyone now";
+  // Deleted: the mapping lives on only for its sessions.
+  EXPECT_EQ(h.table->UnmapExplicit(Inside<A>(1), 6000), 1u);
+  h.Expire(4 * kUdp);
+  EXPECT_EQ(h.table->mapping_count(), 0u);
+}
+
+TYPED_TEST(MappingTableTest, ExplicitAndDynamicPortsNeverClash) {
+  using A = TypeParam;
+  using Code = typename MappingTable<A>::ExplicitCode;
+  for (const char* preset : {"full-cone", "quasi-symmetric", "quasi-restricted-cone"}) {
+    SCOPED_TRACE(preset);
+    Harness<A> h(ExplicitCfg(kProtoUdp, preset), "5000-5009");
+    // A dynamic mapping holds a port; an explicit one may not take it...
+    auto dyn = h.Out(Inside<A>(1), 5000, Remote<A>(1), 53, 0);
+    const uint16_t held = h.Port(dyn);
+    auto e = h.table->MapExplicit(Inside<A>(2), held, held, false, kUdp, 0);
+    ASSERT_EQ(e.code, Code::kOk);
+    EXPECT_NE(e.external_port, held);
+    EXPECT_EQ(h.table->MapExplicit(Inside<A>(3), 5003, held, true, kUdp, 0).code, Code::kNoPort)
+        << "PREFER_FAILURE: the suggested port or nothing";
+    // ...and no dynamic mapping takes the explicit one's, towards any remote.
+    for (int host = 4; host < 64; ++host) {
+      auto d = h.Out(Inside<A>(host), e.external_port, Remote<A>(host), 53, 0);
+      if (d.drop == DropReason::kNone) {
+        EXPECT_NE(h.Port(d), e.external_port) << "host " << host;
+      }
+    }
+  }
+}
+
+TYPED_TEST(MappingTableTest, ExplicitMappingsAreBounded) {
+  using A = TypeParam;
+  using Code = typename MappingTable<A>::ExplicitCode;
+  Harness<A> h(ExplicitCfg(kProtoTcp, "full-cone", 3, 2));
+  EXPECT_EQ(h.table->MapExplicit(Inside<A>(1), 1, 0, false, kMin, 0).code, Code::kOk);
+  EXPECT_EQ(h.table->MapExplicit(Inside<A>(1), 2, 0, false, kMin, 0).code, Code::kOk);
+  EXPECT_EQ(h.table->MapExplicit(Inside<A>(1), 3, 0, false, kMin, 0).code, Code::kQuota);
+  EXPECT_EQ(h.table->MapExplicit(Inside<A>(2), 3, 0, false, kMin, 0).code, Code::kOk);
+  EXPECT_EQ(h.table->MapExplicit(Inside<A>(3), 3, 0, false, kMin, 0).code, Code::kTableFull);
+  EXPECT_EQ(h.table->UnmapExplicit(Inside<A>(1), 0), 2u) << "every one of the host's";
+  EXPECT_EQ(h.table->explicit_count(), 1u);
+  h.table->Flush();
+  EXPECT_EQ(h.table->explicit_count(), 0u);
+  EXPECT_EQ(h.table->mapping_count(), 0u);
+  Harness<A> none(Cfg(kProtoTcp, Preset("full-cone")));
+  EXPECT_EQ(none.table->MapExplicit(Inside<A>(1), 1, 0, false, kMin, 0).code, Code::kTableFull) << "PCP off";
 }
 
 }  // namespace

@@ -38,6 +38,11 @@ TableConfig MakeTableConfig(const EngineConfig& c, uint8_t proto, const Behavior
   t.capacity = c.max_sessions / c.shards;
   t.port_probes = c.port_probes;
   t.host_quota = c.max_sessions_per_host == 0 ? 0 : (c.max_sessions_per_host + c.shards - 1) / c.shards;
+  // Explicit mappings: TCP and UDP only (PCP MAP and NAT-PMP map those).
+  if (proto == kProtoTcp || proto == kProtoUdp) {
+    t.explicit_capacity = c.explicit_mappings == 0 ? 0 : (c.explicit_mappings + c.shards - 1) / c.shards;
+    t.explicit_per_host = c.explicit_per_host;
+  }
   if (proto == kProtoTcp) {
     t.timeout_ms = c.timeouts.tcp_transitory_ms;
     t.established_timeout_ms = c.timeouts.tcp_established_ms;
@@ -82,6 +87,13 @@ void AppendTable(std::string* out, const char* label, const MappingTable<Addr>& 
                   "): ", t.mapping_count(), " mappings, ", t.session_count(), " sessions\n");
   const bool tcp = t.config().proto == kProtoTcp;
   const std::string global = ToString(t.global());
+  t.ForEachExplicit([&](const auto& m, int64_t until) {
+    absl::StrAppend(out, "    explicit ", Addr::kFamily == 6 ? absl::StrCat("[", ToString(m.inside), "]:", m.inside_port)
+                                                              : absl::StrCat(ToString(m.inside), ":", m.inside_port),
+                    " -> ", Addr::kFamily == 6 ? absl::StrCat("[", global, "]:", m.external_port)
+                                               : absl::StrCat(global, ":", m.external_port),
+                    " (PCP/NAT-PMP) lifetime left ", (until - now) / 1000, "s\n");
+  });
   auto ep = [](const Addr& a, uint16_t port) {
     return Addr::kFamily == 6 ? absl::StrCat("[", ToString(a), "]:", port) : absl::StrCat(ToString(a), ":", port);
   };
@@ -218,6 +230,44 @@ Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
     return {Action::kDrop, r};
   }
   return {Action::kForward, DropReason::kNone};
+}
+
+namespace {
+
+template <typename Addr>
+Shard::PortMapResult MapIn(FamilyTables<Addr>* t, const uint8_t* inside, uint8_t proto, uint16_t internal_port,
+                           uint16_t suggested, bool prefer_failure, int64_t lifetime_ms, int64_t now) {
+  using Code = Shard::PortMapCode;
+  if (t == nullptr) return {Code::kNoFamily, 0};
+  if (proto != kProtoTcp && proto != kProtoUdp) return {Code::kUnsupported, 0};
+  MappingTable<Addr>& table = proto == kProtoTcp ? t->tcp : t->udp;
+  const Addr a = Addr::Load(inside);
+  if (lifetime_ms == 0) {
+    table.UnmapExplicit(a, internal_port);
+    return {Code::kOk, 0};
+  }
+  using E = typename MappingTable<Addr>::ExplicitCode;
+  const auto r = table.MapExplicit(a, internal_port, suggested, prefer_failure, now + lifetime_ms, now);
+  switch (r.code) {
+    case E::kOk:
+      return {Code::kOk, r.external_port};
+    case E::kNoPort:
+      return {Code::kNoPort, 0};
+    case E::kQuota:
+      return {Code::kQuota, 0};
+    case E::kTableFull:
+      break;
+  }
+  return {Code::kTableFull, 0};
+}
+
+}  // namespace
+
+Shard::PortMapResult Shard::MapPort(int family, const uint8_t* inside, uint8_t proto, uint16_t internal_port,
+                                    uint16_t suggested, bool prefer_failure, int64_t lifetime_ms, int64_t now) {
+  return family == 4
+             ? MapIn(v4_.get(), inside, proto, internal_port, suggested, prefer_failure, lifetime_ms, now)
+             : MapIn(v6_.get(), inside, proto, internal_port, suggested, prefer_failure, lifetime_ms, now);
 }
 
 void Shard::RenumberIp4(uint8_t* d) {

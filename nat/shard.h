@@ -117,6 +117,18 @@ class Shard {
   // Lets go of every held packet (dropped), e.g. at stop.
   void ReleaseAllHeld(int64_t now_ms);
 
+  // An explicit mapping (PCP / NAT-PMP) of an inside endpoint, which must
+  // steer to this shard (Steering::ShardOfInside): made or refreshed for
+  // lifetime_ms, or deleted when it is 0 (every one of the address's when
+  // internal_port is 0 too). `inside` holds 4 or 16 bytes per `family`.
+  enum class PortMapCode : uint8_t { kOk, kNoPort, kTableFull, kQuota, kNoFamily, kUnsupported };
+  struct PortMapResult {
+    PortMapCode code = PortMapCode::kOk;
+    uint16_t external_port = 0;
+  };
+  PortMapResult MapPort(int family, const uint8_t* inside, uint8_t proto, uint16_t internal_port, uint16_t suggested,
+                        bool prefer_failure, int64_t lifetime_ms, int64_t now_ms);
+
   // Expires what is due at now_ms (held fragments too); returns sessions removed.
   size_t Expire(int64_t now_ms);
   void Flush();

@@ -81,6 +81,12 @@ class Steering {
     return static_cast<uint32_t>((h >> 32) % shards_);
   }
 
+  // The shard of an inside endpoint (its outbound packets steer there): where
+  // an explicit mapping for it must live.
+  uint32_t ShardOfInside(int family, const uint8_t* addr, uint16_t port) const {
+    return shards_ == 1 ? 0 : InsideShard(addr, family == 4 ? 4 : 16, port);
+  }
+
   bool IsGlobal(int family, const uint8_t* addr) const {
     return family == 4 ? has4_ && std::memcmp(addr, global4_, 4) == 0 : has6_ && std::memcmp(addr, global6_, 16) == 0;
   }

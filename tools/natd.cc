@@ -17,6 +17,11 @@
 // natd starts empty); on SIGINT/SIGTERM, once the workers are joined and the
 // tables hold still, every live session is saved there (atomically), so a
 // connection through natd survives its restart.
+//
+// Port mapping (--pcp=ADDR[,ADDR], tools/pcp_server.h): inside hosts ask for
+// explicit mappings over PCP (RFC 6887) or NAT-PMP (RFC 6886) on UDP port
+// 5351 of the given inside addresses of the router; each request runs on the
+// worker that owns the host's endpoint (engine_port_mapper.h).
 #include <signal.h>
 #include <time.h>
 
@@ -29,10 +34,13 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "nat/engine.h"
+#include "tools/engine_port_mapper.h"
 #include "tools/engine_processor.h"
 #include "tools/event_log.h"
+#include "tools/pcp_server.h"
 #include "tools/privileges.h"
 #include "tools/state_store.h"
 #include "tun/pipeline.h"
@@ -90,6 +98,12 @@ ABSL_FLAG(std::string, user, "",
           "once the TUN is open, run as this user (name or uid), with no capabilities left (empty: stay as started)");
 ABSL_FLAG(std::string, group, "", "with --user: run as this group (default: the user's primary group)");
 ABSL_FLAG(uint32_t, log_invalid_per_second, 20, "cap on logged invalid/untranslatable packets per second");
+ABSL_FLAG(std::string, pcp, "",
+          "PCP (RFC 6887) and NAT-PMP (RFC 6886) server: the router's inside addresses to answer on, UDP port 5351, "
+          "comma-separated (empty: off). Inside hosts (--inside) may then map ports for a lifetime");
+ABSL_FLAG(uint32_t, pcp_mappings, 1024, "with --pcp: explicit mappings per protocol and family, over all workers");
+ABSL_FLAG(uint32_t, pcp_mappings_per_host, 64, "with --pcp: explicit mappings one inside address may hold per protocol");
+ABSL_FLAG(absl::Duration, pcp_max_lifetime, absl::Hours(24), "with --pcp: the longest lifetime granted");
 ABSL_FLAG(std::string, state_file, "",
           "save the mappings here on SIGTERM/SIGINT and restore them at start, so connections survive a restart; "
           "the file is refused (natd starts empty) if written with other ports, global addresses, workers or presets "
@@ -174,6 +188,19 @@ EngineConfig ConfigFromFlags() {
   c.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   c.max_sessions_per_host = absl::GetFlag(FLAGS_max_sessions_per_host);
   c.icmp_prohibited_per_second = absl::GetFlag(FLAGS_icmp_prohibited_per_second);
+  if (!absl::GetFlag(FLAGS_pcp).empty()) {
+    c.explicit_mappings = absl::GetFlag(FLAGS_pcp_mappings);
+    c.explicit_per_host = absl::GetFlag(FLAGS_pcp_mappings_per_host);
+    if (c.explicit_mappings == 0 || c.explicit_mappings > (1u << 20)) Fail("--pcp_mappings: must be 1..1048576");
+    if (absl::GetFlag(FLAGS_pcp_max_lifetime) < absl::Seconds(1)) Fail("--pcp_max_lifetime: at least 1s");
+    for (absl::string_view a : absl::StrSplit(absl::GetFlag(FLAGS_pcp), ',', absl::SkipEmpty())) {
+      Ip4 v4;
+      Ip6 v6;
+      if (!ParseIp4(std::string(a), &v4) && !ParseIp6(std::string(a), &v6)) {
+        Fail(absl::StrCat("--pcp: '", std::string(a), "' is not an IPv4 or IPv6 address"));
+      }
+    }
+  }
   c.fragment_datagrams = absl::GetFlag(FLAGS_fragment_datagrams);
   c.fragments_held = absl::GetFlag(FLAGS_fragments_held);
   c.fragment_held_bytes = absl::GetFlag(FLAGS_fragment_held_bytes);
@@ -276,6 +303,20 @@ int Main(int argc, char** argv) {
     std::fflush(stdout);
   };
   tun::Pipeline pipeline(popt, (*device)->queues(), &(*device)->queue(0), &processor);
+  // The PCP server's requests are tasks for the workers: it may start first.
+  EnginePortMapper mapper(engine->get(), &pipeline);
+  std::unique_ptr<PcpServer> pcp;
+  if (const std::string listen = absl::GetFlag(FLAGS_pcp); !listen.empty()) {
+    PcpServerOptions o;
+    for (absl::string_view a : absl::StrSplit(listen, ',', absl::SkipEmpty())) o.listen.emplace_back(a);
+    o.inside = config.inside;
+    o.global4 = config.global4;
+    o.global6 = config.global6;
+    o.max_lifetime_s = uint32_t(absl::ToInt64Seconds(absl::GetFlag(FLAGS_pcp_max_lifetime)));
+    auto server = PcpServer::Start(o, &mapper, [&events](std::string line) { events.Line(line + "\n"); });
+    if (!server.ok()) Fail(absl::StrCat("--pcp: ", std::string(server.status().message())));
+    pcp = *std::move(server);
+  }
   pipeline.Start();
   events.Line(absl::StrCat("natd: running on ", (*device)->name(), " with ", queues, " queue(s), ", config.shards,
                            " worker(s); offloads ", (*device)->offloads(), "; ports ", config.ports.description(), "; tcp ", std::string(config.tcp.name),
@@ -295,6 +336,7 @@ int Main(int argc, char** argv) {
       break;
     }
   }
+  pcp.reset();  // before the workers its requests run on
   pipeline.Stop();
   const tun::PipelineTotals t = pipeline.Totals();
   std::string totals = absl::StrCat("natd totals\n", (*engine)->CountersText(), pipeline.CountersText(),

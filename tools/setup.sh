@@ -12,6 +12,8 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev lld-14 llvm-14
   # the namespace lab: end-to-end tests and the demo (../shared/NETLAB.md)
   iproute2 iputils-ping traceroute curl socat iperf3 tcpdump python3 python3-scapy procps
+  # a port-mapping client no one here wrote (NAT-PMP, libnatpmp): the PCP e2e test
+  natpmpc
   # the lab benchmark: the kernel's NAT as baseline, and the plot
   nftables python3-matplotlib
 )
