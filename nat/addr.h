@@ -58,6 +58,21 @@ struct Ip6 {
   }
 };
 
+// Paired address pooling (RFC 4787 REQ-2): which of n global addresses every
+// mapping of an inside address uses. A fixed (unseeded) mix, so the choice
+// is the same after a restart and in every shard.
+// (splitmix64's finalizer: neighbouring addresses land apart.)
+inline uint64_t PairingMix(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+inline size_t PairedIndex(const Ip4& a, size_t n) { return n <= 1 ? 0 : size_t(PairingMix(a.raw) % n); }
+inline size_t PairedIndex(const Ip6& a, size_t n) {
+  return n <= 1 ? 0 : size_t(PairingMix(PairingMix(a.hi) ^ a.lo) % n);
+}
+
 // Checksum delta for an address changing from `from` to `to`.
 template <typename Addr>
 uint16_t AddrDelta(const Addr& from, const Addr& to) {

@@ -1,5 +1,7 @@
 #include "nat/config.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace natd {
@@ -20,6 +22,32 @@ absl::Status ValidateConfig(const EngineConfig& c) {
   }
   if (c.max_sessions > (1u << 28)) {
     return absl::InvalidArgumentError(absl::StrCat("max sessions ", c.max_sessions, " is above 2^28"));
+  }
+  if ((!c.more_global4.empty() && !c.global4) || (!c.more_global6.empty() && !c.global6)) {
+    return absl::InvalidArgumentError("a pool of global addresses needs its first one");
+  }
+  if (c.more_global4.size() > 63 || c.more_global6.size() > 63) {
+    return absl::InvalidArgumentError("at most 64 global addresses per family");
+  }
+  for (size_t i = 0; i < c.more_global4.size(); ++i) {
+    if (c.more_global4[i] == *c.global4 || (i && std::find(c.more_global4.begin(), c.more_global4.begin() + i,
+                                                            c.more_global4[i]) != c.more_global4.begin() + i)) {
+      return absl::InvalidArgumentError(absl::StrCat("global address ", ToString(c.more_global4[i]), " given twice"));
+    }
+    if (c.inside.Contains(c.more_global4[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("the inside prefixes (", c.inside.ToString(),
+                                                     ") contain the global address ", ToString(c.more_global4[i])));
+    }
+  }
+  for (size_t i = 0; i < c.more_global6.size(); ++i) {
+    if (c.more_global6[i] == *c.global6 || (i && std::find(c.more_global6.begin(), c.more_global6.begin() + i,
+                                                            c.more_global6[i]) != c.more_global6.begin() + i)) {
+      return absl::InvalidArgumentError(absl::StrCat("global address ", ToString(c.more_global6[i]), " given twice"));
+    }
+    if (c.inside.Contains(c.more_global6[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("the inside prefixes (", c.inside.ToString(),
+                                                     ") contain the global address ", ToString(c.more_global6[i])));
+    }
   }
   if (c.global4 && c.inside.Contains(*c.global4)) {
     return absl::InvalidArgumentError(

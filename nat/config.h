@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "nat/addr.h"
@@ -35,6 +36,12 @@ struct EngineConfig {
   uint32_t shards = 1;
   std::optional<Ip4> global4;
   std::optional<Ip6> global6;
+  // Address pools: more global addresses after global4 / global6. Each has
+  // its own port slices (every shard its slice of each address's ports) and
+  // its share of the table capacity; every mapping of one inside address uses
+  // the same one ("paired", RFC 4787 REQ-2; PairedIndex in addr.h).
+  std::vector<Ip4> more_global4;
+  std::vector<Ip6> more_global6;
   Behavior tcp = *PresetByName("port-restricted-cone");
   Behavior udp = *PresetByName("port-restricted-cone");
   Behavior icmp = *PresetByName("port-restricted-cone");

@@ -2,6 +2,9 @@
 // session (and ICMP errors about it) meet in the one shard that holds it.
 #include "nat/engine.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -736,6 +739,83 @@ TEST(EngineIpId, NonAtomicOutboundDatagramsGetNatdsIdentification) {
   Bytes q = Build(in);
   ASSERT_EQ(Deliver(**engine, q, 2).verdict.action, Action::kForward);
   EXPECT_EQ(q[4] << 8 | q[5], 0x1234) << "inbound keeps it";
+}
+
+// ---------------------------------------------------------------------------
+// Address pools (RFC 4787 REQ-2 "paired"; RFC 7857 §4).
+
+TEST(EnginePool, EveryMappingOfAHostUsesItsOneAddress) {
+  for (int family : {4, 6}) {
+    SCOPED_TRACE("v" + std::to_string(family));
+    EngineConfig cfg = BaseConfig();
+    cfg.shards = 2;
+    cfg.tcp = cfg.udp = *PresetByName("full-cone");
+    const std::vector<std::string> pool4 = {kGlobal4, "198.51.100.2", "198.51.100.3"};
+    const std::vector<std::string> pool6 = {kGlobal6, "2001:db8:ffff::2", "2001:db8:ffff::3"};
+    for (size_t i = 1; i < 3; ++i) {
+      ParseIp4(pool4[i], &cfg.more_global4.emplace_back());
+      ParseIp6(pool6[i], &cfg.more_global6.emplace_back());
+    }
+    NullEventSink sink;
+    auto engine = Engine::Create(cfg, &sink);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    Engine& e = **engine;
+    const std::vector<std::string>& pool = family == 4 ? pool4 : pool6;
+    std::map<std::string, std::string> address_of;  // inside host -> its global address
+    std::map<std::string, std::set<uint16_t>> ports_on;  // global address -> external ports
+    for (int host = 2; host < 40; ++host) {
+      const std::string inside = family == 4 ? "10.1.0." + std::to_string(host) : "fd00::" + std::to_string(host);
+      for (int remote = 1; remote <= 3; ++remote) {
+        for (uint8_t proto : {kProtoTcp, kProtoUdp}) {
+          Flow f{family, proto, inside, family == 4 ? "203.0.113." + std::to_string(remote) : "2001:db8:1::1",
+                 uint16_t(30000 + remote), 443};
+          Bytes out = Outbound(f);
+          ASSERT_EQ(Deliver(e, out, 0).verdict.action, Action::kForward);
+          const size_t off = family == 4 ? 12 : 8, len = family == 4 ? 4 : 16;
+          char text[64];
+          inet_ntop(family == 4 ? AF_INET : AF_INET6, out.data() + off, text, sizeof text);
+          (void)len;
+          auto [it, fresh] = address_of.try_emplace(inside, text);
+          EXPECT_EQ(it->second, text) << inside << " left from two addresses";
+          EXPECT_NE(std::find(pool.begin(), pool.end(), std::string(text)), pool.end()) << text;
+          const uint16_t ext = SrcPortOf(out, proto);
+          ports_on[text].insert(ext);
+          // The reply to that address and port reaches the host.
+          Flow back = f;
+          Bytes reply = Build(Spec(family, proto, f.remote, text, f.remote_port, ext, true));
+          ASSERT_EQ(Deliver(e, reply, 1).verdict.action, Action::kForward) << text << ":" << ext;
+          EXPECT_EQ(Hex(reply), Hex(TranslatedReply(back)));
+          // The same port on another address of the pool is not this host's.
+          for (const std::string& other : pool) {
+            if (other == text) continue;
+            Bytes stray = Build(Spec(family, proto, f.remote, other, f.remote_port, ext, true));
+            const Verdict v = Deliver(e, stray, 1).verdict;
+            if (v.action == Action::kForward) {
+              EXPECT_NE(Hex(stray), Hex(TranslatedReply(back))) << "reached " << inside << " through " << other;
+            }
+          }
+        }
+      }
+    }
+    EXPECT_EQ(ports_on.size(), 3u) << "38 hosts spread over the three addresses";
+    // Port preservation on every address: the same port number, several hosts.
+    size_t with_30001 = 0;
+    for (auto& [addr, ports] : ports_on) with_30001 += ports.count(30001);
+    EXPECT_EQ(with_30001, 3u) << "each address gives inside port 30001 to one of its hosts";
+  }
+}
+
+TEST(EnginePool, RejectsBadPools) {
+  EngineConfig c = BaseConfig();
+  c.more_global4.push_back(*c.global4);
+  EXPECT_THAT(CreateError(c), HasSubstr("given twice"));
+  c = BaseConfig();
+  ParseIp4("10.9.9.9", &c.more_global4.emplace_back());
+  EXPECT_THAT(CreateError(c), HasSubstr("contain the global address 10.9.9.9"));
+  c = BaseConfig();
+  c.global6.reset();
+  ParseIp6("2001:db8::1", &c.more_global6.emplace_back());
+  EXPECT_THAT(CreateError(c), HasSubstr("needs its first one"));
 }
 
 }  // namespace

@@ -347,6 +347,36 @@ class MappingTable {
     return n;
   }
 
+  // Live settings (natd's SIGHUP): the timeouts, inbound refresh and host
+  // quota of `live`; the rest of the configuration stays. New sessions and
+  // refreshes use the new timeouts; a session keeps its expiry, except that
+  // none is left due later than now + a shortened timeout (which also keeps
+  // each expiry list sorted). A host above a lowered quota keeps its
+  // sessions and gets no new one until under it.
+  void SetLive(const TableConfig& live, int64_t now) {
+    const int64_t timeouts[2] = {live.timeout_ms, live.established_timeout_ms};
+    const int64_t before[2] = {cfg_.timeout_ms, cfg_.established_timeout_ms};
+    for (int k = 0; k < 2; ++k) {
+      if (timeouts[k] <= 0 || timeouts[k] >= before[k]) continue;
+      for (uint32_t s = lists_[k].head(); s != kNil; s = sessions_[s].next) {
+        sessions_[s].expires_ms = std::min(sessions_[s].expires_ms, now + timeouts[k]);
+      }
+    }
+    if (live.host_quota == 0) {
+      hosts_.clear();
+    } else if (cfg_.host_quota == 0) {  // not counted so far
+      for (const ExpiryList& list : lists_) {
+        for (uint32_t s = list.head(); s != kNil; s = sessions_[s].next) {
+          ++hosts_[mappings_[sessions_[s].mapping].inside];
+        }
+      }
+    }
+    cfg_.timeout_ms = live.timeout_ms;
+    cfg_.established_timeout_ms = live.established_timeout_ms;
+    cfg_.inbound_refresh = live.inbound_refresh;
+    cfg_.host_quota = live.host_quota;
+  }
+
   // Removes everything (shutdown, tests).
   void Flush() {
     while (!explicit_.empty()) UnpinExplicit(explicit_.begin());
@@ -966,7 +996,7 @@ class MappingTable {
     return e;
   }
 
-  const TableConfig cfg_;
+  TableConfig cfg_;  // only SetLive changes it
   const Addr global_;
   const uint32_t shard_;
   const PortPlan* const plan_;

@@ -951,6 +951,85 @@ TYPED_TEST(MappingTableTest, ExpireRemovesExactlyWhatIsDue) {
   EXPECT_EQ(h.sink.removed.size(), 50u);
 }
 
+// Live settings (natd's SIGHUP, MappingTable::SetLive).
+
+TYPED_TEST(MappingTableTest, LiveShorterTimeoutCapsExistingSessions) {
+  using A = TypeParam;
+  TableConfig cfg = Cfg(kProtoUdp, Preset("symmetric"));
+  Harness<A> h(cfg);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(h.Out(Inside<A>(1), 5000, Remote<A>(1), uint16_t(1000 + i), i * 10 * kSec).drop, DropReason::kNone);
+  }
+  cfg.timeout_ms = 2 * kMin;
+  h.table->SetLive(cfg, 30 * kSec);
+  h.CheckInvariants();
+  EXPECT_EQ(h.table->session_count(), 3u) << "no session is lost";
+  h.table->ForEachSession([&](const auto&, const auto& s) { EXPECT_EQ(s.expires_ms, 30 * kSec + 2 * kMin); });
+  auto fresh = h.Out(Inside<A>(1), 5000, Remote<A>(2), 53, 40 * kSec);
+  EXPECT_EQ(h.S(fresh).expires_ms, 40 * kSec + 2 * kMin) << "new sessions get the new timeout";
+  EXPECT_EQ(h.Expire(30 * kSec + 2 * kMin - 1), 0u);
+  EXPECT_EQ(h.Expire(30 * kSec + 2 * kMin), 3u);
+  EXPECT_EQ(h.Expire(40 * kSec + 2 * kMin), 1u);
+}
+
+TYPED_TEST(MappingTableTest, LiveLongerTimeoutAppliesFromTheNextRefresh) {
+  using A = TypeParam;
+  TableConfig cfg = Cfg(kProtoUdp, Preset("port-restricted-cone"));
+  Harness<A> h(cfg);
+  auto r = h.Out(Inside<A>(1), 5000, Remote<A>(1), 53, 0);
+  cfg.timeout_ms = 10 * kMin;
+  cfg.inbound_refresh = true;
+  h.table->SetLive(cfg, kMin);
+  EXPECT_EQ(h.S(r).expires_ms, kUdp) << "an existing session keeps its expiry";
+  ASSERT_EQ(h.In(5000, Remote<A>(1), 53, 2 * kMin).drop, DropReason::kNone);
+  EXPECT_EQ(h.S(r).expires_ms, 12 * kMin) << "refreshed inbound too, with the new timeout";
+  EXPECT_EQ(h.Expire(12 * kMin - 1), 0u);
+  EXPECT_EQ(h.Expire(12 * kMin), 1u);
+}
+
+TYPED_TEST(MappingTableTest, LiveTcpTimeoutsPerClass) {
+  TcpFixture<TypeParam> f;
+  ASSERT_EQ(f.Out(0, kSyn).drop, DropReason::kNone);
+  ASSERT_EQ(f.In(500, kSynAck).drop, DropReason::kNone);
+  ASSERT_EQ(f.Out(1000, kAck).drop, DropReason::kNone);
+  auto opening = f.h.Out(Inside<TypeParam>(2), 6000, Remote<TypeParam>(1), 443, 1000, kSyn);
+  TableConfig cfg = f.h.table->config();
+  cfg.established_timeout_ms = 10 * kMin;
+  f.h.table->SetLive(cfg, 2000);
+  EXPECT_EQ(f.Expires(), 2000 + 10 * kMin) << "established: capped by the shorter established timeout";
+  EXPECT_EQ(f.h.S(opening).expires_ms, 1000 + kTransitory) << "transitory: unchanged";
+  ASSERT_EQ(f.Out(3000, kAck).drop, DropReason::kNone);
+  EXPECT_EQ(f.Expires(), 3000 + 10 * kMin);
+  EXPECT_EQ(f.h.Expire(1000 + kTransitory), 1u);
+  EXPECT_EQ(f.h.Expire(3000 + 10 * kMin), 1u);
+}
+
+TYPED_TEST(MappingTableTest, LiveHostQuotaCountsExistingSessions) {
+  using A = TypeParam;
+  TableConfig cfg = Cfg(kProtoUdp, Preset("port-restricted-cone"));
+  Harness<A> h(cfg);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(h.Out(Inside<A>(1), uint16_t(7000 + i), Remote<A>(1), 53, 0).drop, DropReason::kNone);
+  }
+  cfg.host_quota = 2;
+  h.table->SetLive(cfg, kSec);
+  EXPECT_EQ(h.table->session_count(), 3u) << "a host over a lowered quota keeps its sessions";
+  EXPECT_EQ(h.Out(Inside<A>(1), 7003, Remote<A>(1), 53, kSec).drop, DropReason::kHostQuota);
+  EXPECT_EQ(h.Out(Inside<A>(1), 7000, Remote<A>(1), 53, kSec).drop, DropReason::kNone) << "existing sessions work";
+  EXPECT_EQ(h.Out(Inside<A>(2), 7000, Remote<A>(1), 53, kSec).drop, DropReason::kNone) << "another host";
+  cfg.host_quota = 0;
+  h.table->SetLive(cfg, 2 * kSec);
+  EXPECT_EQ(h.Out(Inside<A>(1), 7003, Remote<A>(1), 53, 2 * kSec).drop, DropReason::kNone) << "no limit";
+  cfg.host_quota = 5;
+  h.table->SetLive(cfg, 3 * kSec);
+  EXPECT_EQ(h.Out(Inside<A>(1), 7004, Remote<A>(1), 53, 3 * kSec).drop, DropReason::kNone) << "the 5th";
+  EXPECT_EQ(h.Out(Inside<A>(1), 7005, Remote<A>(1), 53, 3 * kSec).drop, DropReason::kHostQuota) << "counted again";
+  h.Expire(3 * kSec + kUdp);
+  EXPECT_EQ(h.table->session_count(), 0u);
+  EXPECT_EQ(h.Out(Inside<A>(1), 7005, Remote<A>(1), 53, 4 * kSec + kUdp).drop, DropReason::kNone)
+      << "expiry gives the quota back";
+}
+
 TYPED_TEST(MappingTableTest, ChurnKeepsCountersBalanced) {
   using A = TypeParam;
   for (const Behavior& b : AllPresets()) {

@@ -31,16 +31,18 @@ bool LinkLocalOrMulticast(const uint8_t* d, uint32_t len) {
   return false;
 }
 
-TableConfig MakeTableConfig(const EngineConfig& c, uint8_t proto, const Behavior& b) {
+// `pool_size`: the family's global addresses, which share the capacity.
+TableConfig MakeTableConfig(const EngineConfig& c, uint8_t proto, const Behavior& b, uint32_t pool_size) {
   TableConfig t;
   t.proto = proto;
   t.behavior = b;
-  t.capacity = c.max_sessions / c.shards;
+  t.capacity = std::max<uint32_t>(1, c.max_sessions / c.shards / pool_size);
   t.port_probes = c.port_probes;
   t.host_quota = c.max_sessions_per_host == 0 ? 0 : (c.max_sessions_per_host + c.shards - 1) / c.shards;
   // Explicit mappings: TCP and UDP only (PCP MAP and NAT-PMP map those).
   if (proto == kProtoTcp || proto == kProtoUdp) {
-    t.explicit_capacity = c.explicit_mappings == 0 ? 0 : (c.explicit_mappings + c.shards - 1) / c.shards;
+    t.explicit_capacity =
+        c.explicit_mappings == 0 ? 0 : (c.explicit_mappings + c.shards * pool_size - 1) / (c.shards * pool_size);
     t.explicit_per_host = c.explicit_per_host;
   }
   if (proto == kProtoTcp) {
@@ -110,15 +112,61 @@ void AppendTable(std::string* out, const char* label, const MappingTable<Addr>& 
 }  // namespace
 
 template <typename Addr>
-FamilyTables<Addr>::FamilyTables(const EngineConfig& c, const Addr& global, uint32_t shard, const PortPlan* plan,
-                                 Rng* rng, Counters* counters, EventSink* events)
-    : tcp(MakeTableConfig(c, kProtoTcp, c.tcp), global, shard, plan, rng, counters, events),
-      udp(MakeTableConfig(c, kProtoUdp, c.udp), global, shard, plan, rng, counters, events),
-      icmp(MakeTableConfig(c, Addr::kFamily == 4 ? kProtoIcmp : kProtoIcmp6, c.icmp), global, shard, plan, rng,
+AddressTables<Addr>::AddressTables(const EngineConfig& c, const Addr& global, uint32_t n, uint32_t shard,
+                                   const PortPlan* plan, Rng* rng, Counters* counters, EventSink* events)
+    : tcp(MakeTableConfig(c, kProtoTcp, c.tcp, n), global, shard, plan, rng, counters, events),
+      udp(MakeTableConfig(c, kProtoUdp, c.udp, n), global, shard, plan, rng, counters, events),
+      icmp(MakeTableConfig(c, Addr::kFamily == 4 ? kProtoIcmp : kProtoIcmp6, c.icmp, n), global, shard, plan, rng,
            counters, events) {}
 
+namespace {
+
+template <typename Addr>
+std::vector<std::unique_ptr<AddressTables<Addr>>> MakePool(const EngineConfig& c, const std::vector<Addr>& globals,
+                                                           uint32_t shard, const PortPlan* plan, Rng* rng,
+                                                           Counters* counters, EventSink* events) {
+  std::vector<std::unique_ptr<AddressTables<Addr>>> pool;
+  for (const Addr& g : globals) {
+    pool.push_back(std::make_unique<AddressTables<Addr>>(c, g, uint32_t(globals.size()), shard, plan, rng, counters,
+                                                         events));
+  }
+  return pool;
+}
+
+}  // namespace
+
+template <typename Addr>
+FamilyTables<Addr>::FamilyTables(const EngineConfig& c, const std::vector<Addr>& globals, uint32_t shard,
+                                 const PortPlan* plan, Rng* rng, Counters* counters, EventSink* events)
+    : pool(MakePool(c, globals, shard, plan, rng, counters, events)),
+      tcp(pool[0]->tcp),
+      udp(pool[0]->udp),
+      icmp(pool[0]->icmp) {}
+
+template struct AddressTables<Ip4>;
+template struct AddressTables<Ip6>;
 template struct FamilyTables<Ip4>;
 template struct FamilyTables<Ip6>;
+
+namespace {
+
+template <typename Addr>
+void ApplyLiveTo(FamilyTables<Addr>* f, const EngineConfig& c, int64_t now) {
+  if (f == nullptr) return;
+  for (auto& a : f->pool) {
+    for (MappingTable<Addr>* t : {&a->tcp, &a->udp, &a->icmp}) {
+      t->SetLive(MakeTableConfig(c, t->config().proto, t->config().behavior, uint32_t(f->pool.size())), now);
+    }
+  }
+}
+
+}  // namespace
+
+void Shard::ApplyLive(const EngineConfig& c, int64_t now) {
+  prohibited_per_second_ = c.icmp_prohibited_per_second;
+  ApplyLiveTo(v4_.get(), c, now);
+  ApplyLiveTo(v6_.get(), c, now);
+}
 
 Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, EventSink* events)
     : index_(index),
@@ -134,15 +182,19 @@ Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, E
   released_.reserve(frags_.limits().held);
   ip_id_counter_ = static_cast<uint32_t>(rng_.Next());
   if (config.global4) {
-    v4_ = std::make_unique<FamilyTables<Ip4>>(config, *config.global4, index, plan, &rng_, &counters_, events);
+    std::vector<Ip4> globals = {*config.global4};
+    globals.insert(globals.end(), config.more_global4.begin(), config.more_global4.end());
+    v4_ = std::make_unique<FamilyTables<Ip4>>(config, globals, index, plan, &rng_, &counters_, events);
   }
   if (config.global6) {
-    v6_ = std::make_unique<FamilyTables<Ip6>>(config, *config.global6, index, plan, &rng_, &counters_, events);
+    std::vector<Ip6> globals = {*config.global6};
+    globals.insert(globals.end(), config.more_global6.begin(), config.more_global6.end());
+    v6_ = std::make_unique<FamilyTables<Ip6>>(config, globals, index, plan, &rng_, &counters_, events);
   }
 }
 
 template <typename Addr>
-DropReason Shard::TranslateIn(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode,
+DropReason Shard::TranslateIn(AddressTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode,
                               int64_t now) {
   if (v.kind == L4Kind::kError) {
     DropReason r = TranslateInboundError(tables->For(v.quote.kind), d, v, mode);
@@ -165,24 +217,28 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
   if (tables == nullptr) return verdict(DropReason::kNoGlobalAddress);
   uint8_t* const d = p.data;
   const ChecksumMode mode = p.partial_checksum ? ChecksumMode::kPartial : ChecksumMode::kFull;
-  const Addr& global = tables->tcp.global();
-  const bool from_global = Addr::Load(d + v.src_addr_offset()) == global;
-  const bool to_global = Addr::Load(d + v.dst_addr_offset()) == global;
+  const Addr src = Addr::Load(d + v.src_addr_offset());
+  AddressTables<Addr>* const from_global = tables->ForGlobal(src);
+  AddressTables<Addr>* const to_global = tables->ForGlobal(Addr::Load(d + v.dst_addr_offset()));
   if (p.handed_off) {
     // Only a first half made by a shard of this engine arrives here.
     if (!from_global || !to_global) return verdict(DropReason::kSourceIsGlobal);
-    DropReason r = TranslateIn(tables, d, v, mode, now);
+    DropReason r = TranslateIn(to_global, d, v, mode, now);
     if (r == DropReason::kNone) counters_.hairpinned.Add();
     return verdict(r);
   }
   if (from_global) return verdict(DropReason::kSourceIsGlobal);
   if (to_global && !steering_.IsHairpin(d, v)) {
-    return verdict(TranslateIn(tables, d, v, mode, now));
+    return verdict(TranslateIn(to_global, d, v, mode, now));
   }
-  // Outbound; when addressed to the global address, the first half of a hairpin.
+  // Outbound, by the inside host's (paired) global address; when addressed
+  // to a global address, the first half of a hairpin.
   if (to_global && v.kind == L4Kind::kEcho) return verdict(DropReason::kHairpinEcho);
-  DropReason r = v.kind == L4Kind::kError ? TranslateOutboundError(tables->For(v.quote.kind), d, v, mode)
-                                           : TranslateOutbound(tables->For(v.kind), d, v, mode, now);
+  // An inside host's ICMP error is about the endpoint it quotes as the
+  // destination: the sender itself.
+  AddressTables<Addr>& mine = tables->ForInside(src);
+  DropReason r = v.kind == L4Kind::kError ? TranslateOutboundError(mine.For(v.quote.kind), d, v, mode)
+                                           : TranslateOutbound(mine.For(v.kind), d, v, mode, now);
   if (r != DropReason::kNone) return verdict(r);
   counters_.packets_out.Add();
   if (Addr::kFamily == 4 && !(d[6] & 0x40)) RenumberIp4(d);
@@ -194,7 +250,7 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
   if (owner == PortPlan::kNoShard) return verdict(DropReason::kNoMapping);
   p.handed_off = true;
   if (owner != index_) return Verdict{Action::kHandOff, DropReason::kNone, owner};
-  return Translate(tables, p, v, now);
+  return Translate(tables, p, v, now);  // the second half, here
 }
 
 Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
@@ -238,27 +294,40 @@ template <typename Addr>
 Shard::PortMapResult MapIn(FamilyTables<Addr>* t, const uint8_t* inside, uint8_t proto, uint16_t internal_port,
                            uint16_t suggested, bool prefer_failure, int64_t lifetime_ms, int64_t now) {
   using Code = Shard::PortMapCode;
-  if (t == nullptr) return {Code::kNoFamily, 0};
-  if (proto != kProtoTcp && proto != kProtoUdp) return {Code::kUnsupported, 0};
-  MappingTable<Addr>& table = proto == kProtoTcp ? t->tcp : t->udp;
+  Shard::PortMapResult out;
+  if (t == nullptr) {
+    out.code = Code::kNoFamily;
+    return out;
+  }
+  if (proto != kProtoTcp && proto != kProtoUdp) {
+    out.code = Code::kUnsupported;
+    return out;
+  }
   const Addr a = Addr::Load(inside);
+  AddressTables<Addr>& mine = t->ForInside(a);
+  mine.global().Store(out.external_address);
+  MappingTable<Addr>& table = proto == kProtoTcp ? mine.tcp : mine.udp;
   if (lifetime_ms == 0) {
     table.UnmapExplicit(a, internal_port);
-    return {Code::kOk, 0};
+    return out;
   }
   using E = typename MappingTable<Addr>::ExplicitCode;
   const auto r = table.MapExplicit(a, internal_port, suggested, prefer_failure, now + lifetime_ms, now);
   switch (r.code) {
     case E::kOk:
-      return {Code::kOk, r.external_port};
+      out.external_port = r.external_port;
+      return out;
     case E::kNoPort:
-      return {Code::kNoPort, 0};
+      out.code = Code::kNoPort;
+      return out;
     case E::kQuota:
-      return {Code::kQuota, 0};
+      out.code = Code::kQuota;
+      return out;
     case E::kTableFull:
       break;
   }
-  return {Code::kTableFull, 0};
+  out.code = Code::kTableFull;
+  return out;
 }
 
 }  // namespace
@@ -409,11 +478,12 @@ bool Shard::ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now) {
   const bool v4 = v.family == 4;
   const uint8_t* global = nullptr;
   uint8_t global_bytes[16];
+  // From the sender's own (paired) global address.
   if (v4 && v4_) {
-    v4_->tcp.global().Store(global_bytes);
+    v4_->ForInside(Ip4::Load(p.data + v.src_addr_offset())).global().Store(global_bytes);
     global = global_bytes;
   } else if (!v4 && v6_) {
-    v6_->tcp.global().Store(global_bytes);
+    v6_->ForInside(Ip6::Load(p.data + v.src_addr_offset())).global().Store(global_bytes);
     global = global_bytes;
   }
   if (global == nullptr || prohibited_per_second_ == 0) return false;
@@ -480,36 +550,39 @@ void Shard::Process(std::span<PacketRef> packets, std::span<Verdict> verdicts, i
 size_t Shard::Expire(int64_t now) {
   frags_.Expire(now, false, [&](const HeldPacket& h) { ReleaseDropped(h, DropReason::kFragmentTimeout); });
   size_t n = 0;
-  if (v4_) n += v4_->tcp.Expire(now) + v4_->udp.Expire(now) + v4_->icmp.Expire(now);
-  if (v6_) n += v6_->tcp.Expire(now) + v6_->udp.Expire(now) + v6_->icmp.Expire(now);
+  if (v4_) {
+    for (auto& t : v4_->pool) n += t->tcp.Expire(now) + t->udp.Expire(now) + t->icmp.Expire(now);
+  }
+  if (v6_) {
+    for (auto& t : v6_->pool) n += t->tcp.Expire(now) + t->udp.Expire(now) + t->icmp.Expire(now);
+  }
   return n;
 }
 
 void Shard::Flush() {
-  if (v4_) {
-    v4_->tcp.Flush();
-    v4_->udp.Flush();
-    v4_->icmp.Flush();
-  }
-  if (v6_) {
-    v6_->tcp.Flush();
-    v6_->udp.Flush();
-    v6_->icmp.Flush();
-  }
+  auto flush = [](auto& fam) {
+    for (auto& t : fam->pool) {
+      t->tcp.Flush();
+      t->udp.Flush();
+      t->icmp.Flush();
+    }
+  };
+  if (v4_) flush(v4_);
+  if (v6_) flush(v6_);
 }
 
 void Shard::AppendStatus(std::string* out, int64_t now) const {
   absl::StrAppend(out, "shard ", index_, "\n");
-  if (v4_) {
-    AppendTable(out, "tcp4", v4_->tcp, now);
-    AppendTable(out, "udp4", v4_->udp, now);
-    AppendTable(out, "icmp4", v4_->icmp, now);
-  }
-  if (v6_) {
-    AppendTable(out, "tcp6", v6_->tcp, now);
-    AppendTable(out, "udp6", v6_->udp, now);
-    AppendTable(out, "icmp6", v6_->icmp, now);
-  }
+  auto tables = [&](const auto& fam, const char* tcp, const char* udp, const char* icmp) {
+    for (const auto& t : fam->pool) {
+      if (fam->pool.size() > 1) absl::StrAppend(out, " global ", ToString(t->global()), "\n");
+      AppendTable(out, tcp, t->tcp, now);
+      AppendTable(out, udp, t->udp, now);
+      AppendTable(out, icmp, t->icmp, now);
+    }
+  };
+  if (v4_) tables(v4_, "tcp4", "udp4", "icmp4");
+  if (v6_) tables(v6_, "tcp6", "udp6", "icmp6");
 }
 
 }  // namespace natd

@@ -81,15 +81,42 @@ struct Verdict {
   friend bool operator==(const Verdict&, const Verdict&) = default;
 };
 
+// One global address's tables: TCP, UDP and ICMP echo.
 template <typename Addr>
-struct FamilyTables {
-  FamilyTables(const EngineConfig& c, const Addr& global, uint32_t shard, const PortPlan* plan, Rng* rng,
-               Counters* counters, EventSink* events);
+struct AddressTables {
+  AddressTables(const EngineConfig& c, const Addr& global, uint32_t pool_size, uint32_t shard, const PortPlan* plan,
+                Rng* rng, Counters* counters, EventSink* events);
   MappingTable<Addr>& For(L4Kind kind) { return kind == L4Kind::kTcp ? tcp : kind == L4Kind::kUdp ? udp : icmp; }
   const MappingTable<Addr>& For(L4Kind kind) const {
     return kind == L4Kind::kTcp ? tcp : kind == L4Kind::kUdp ? udp : icmp;
   }
+  const Addr& global() const { return tcp.global(); }
   MappingTable<Addr> tcp, udp, icmp;
+};
+
+// One address family's tables: a pool of global addresses (one, unless
+// configured otherwise), each with its own tables. An inside address always
+// uses the same one (paired pooling); inbound packets find theirs by the
+// destination address.
+template <typename Addr>
+struct FamilyTables {
+  FamilyTables(const EngineConfig& c, const std::vector<Addr>& globals, uint32_t shard, const PortPlan* plan, Rng* rng,
+               Counters* counters, EventSink* events);
+  AddressTables<Addr>& ForInside(const Addr& inside) { return *pool[PairedIndex(inside, pool.size())]; }
+  // The tables of a global address of the pool; nullptr for any other.
+  AddressTables<Addr>* ForGlobal(const Addr& a) {
+    for (auto& t : pool) {
+      if (t->global() == a) return t.get();
+    }
+    return nullptr;
+  }
+  std::vector<std::unique_ptr<AddressTables<Addr>>> pool;
+  // The first address's tables (all there are without a pool).
+  MappingTable<Addr>& tcp;
+  MappingTable<Addr>& udp;
+  MappingTable<Addr>& icmp;
+  MappingTable<Addr>& For(L4Kind kind) { return pool[0]->For(kind); }
+  const MappingTable<Addr>& For(L4Kind kind) const { return pool[0]->For(kind); }
 };
 
 class Shard {
@@ -125,9 +152,16 @@ class Shard {
   struct PortMapResult {
     PortMapCode code = PortMapCode::kOk;
     uint16_t external_port = 0;
+    uint8_t external_address[16] = {};  // the host's (paired) global address, 4 or 16 bytes
   };
   PortMapResult MapPort(int family, const uint8_t* inside, uint8_t proto, uint16_t internal_port, uint16_t suggested,
                         bool prefer_failure, int64_t lifetime_ms, int64_t now_ms);
+
+  // Takes the settings natd may change live (SIGHUP) from `c`: timeouts,
+  // UDP inbound refresh, the per-host quota and the prohibited-answer rate;
+  // on the shard's own thread (MappingTable::SetLive says what becomes of
+  // existing sessions).
+  void ApplyLive(const EngineConfig& c, int64_t now_ms);
 
   // Expires what is due at now_ms (held fragments too); returns sessions removed.
   size_t Expire(int64_t now_ms);
@@ -156,7 +190,7 @@ class Shard {
   void ReleaseHeld(const HeldPacket& h, const FragmentKey& key, uint16_t target, int64_t now_ms);
   void ReleaseDropped(const HeldPacket& h, DropReason why);
   template <typename Addr>
-  DropReason TranslateIn(FamilyTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode,
+  DropReason TranslateIn(AddressTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode,
                          int64_t now_ms);
 
   const uint32_t index_;
@@ -165,7 +199,7 @@ class Shard {
   FragmentTable frags_;
   std::vector<Released> released_;
   size_t released_taken_ = 0;
-  const uint32_t prohibited_per_second_;
+  uint32_t prohibited_per_second_;  // live (ApplyLive)
   int64_t prohibited_second_ = -1;
   uint32_t prohibited_sent_this_second_ = 0;
   Rng rng_;

@@ -41,9 +41,17 @@ std::optional<int> KindOfProto(uint8_t proto, int family) {
 std::string TableName(int kind, int family) {
   return absl::StrCat(kind == 0 ? "tcp" : kind == 1 ? "udp" : "icmp", family);
 }
+// The family's global addresses (0 without the family).
+size_t PoolSize(const Engine& engine, int family) {
+  const EngineConfig& c = engine.config();
+  if (family == 4) return c.global4 ? 1 + c.more_global4.size() : 0;
+  return c.global6 ? 1 + c.more_global6.size() : 0;
+}
+
 template <typename Addr>
-MappingTable<Addr>& TableOf(FamilyTables<Addr>& t, int kind) {
-  return kind == 0 ? t.tcp : kind == 1 ? t.udp : t.icmp;
+MappingTable<Addr>& TableOf(FamilyTables<Addr>& t, size_t pool, int kind) {
+  AddressTables<Addr>& a = *t.pool[pool];
+  return kind == 0 ? a.tcp : kind == 1 ? a.udp : a.icmp;
 }
 
 class Writer {
@@ -122,6 +130,8 @@ struct Fingerprint {
   uint32_t shards = 0;
   std::optional<Ip4> global4;
   std::optional<Ip6> global6;
+  std::vector<Ip4> more4;
+  std::vector<Ip6> more6;
   uint32_t port_count = 0;
   uint64_t ports_hash = 0;
   std::array<std::array<uint8_t, 4>, kKinds> behavior{};  // TCP, UDP, ICMP
@@ -136,6 +146,8 @@ Fingerprint FingerprintOf(const EngineConfig& c) {
   f.shards = c.shards;
   f.global4 = c.global4;
   f.global6 = c.global6;
+  f.more4 = c.more_global4;
+  f.more6 = c.more_global6;
   f.port_count = uint32_t(c.ports.ports().size());
   f.ports_hash = PortsHash(c.ports);
   f.behavior = {BehaviorBytes(c.tcp), BehaviorBytes(c.udp), BehaviorBytes(c.icmp)};
@@ -148,6 +160,10 @@ void WriteFingerprint(Writer& w, const Fingerprint& f) {
   w.Address(f.global4.value_or(Ip4{}));
   w.U8(f.global6.has_value());
   w.Address(f.global6.value_or(Ip6{}));
+  w.U8(uint8_t(f.more4.size()));
+  for (const Ip4& a : f.more4) w.Address(a);
+  w.U8(uint8_t(f.more6.size()));
+  for (const Ip6& a : f.more6) w.Address(a);
   w.U32(f.port_count);
   w.U64(f.ports_hash);
   for (const auto& b : f.behavior) {
@@ -164,6 +180,8 @@ Fingerprint ReadFingerprint(Reader& r) {
   const bool has6 = r.U8();
   const Ip6 g6 = r.Address<Ip6>();
   if (has6) f.global6 = g6;
+  for (uint8_t n = r.U8(); n > 0 && r.ok(); --n) f.more4.push_back(r.Address<Ip4>());
+  for (uint8_t n = r.U8(); n > 0 && r.ok(); --n) f.more6.push_back(r.Address<Ip6>());
   f.port_count = r.U32();
   f.ports_hash = r.U64();
   for (auto& b : f.behavior) {
@@ -199,6 +217,13 @@ absl::Status CompareFingerprints(const Fingerprint& saved, const Fingerprint& no
   if (saved.global6.has_value() != now.global6.has_value() || (saved.global6 && !(*saved.global6 == *now.global6))) {
     return differs("the global IPv6 address", DescribeGlobal(saved.global6), DescribeGlobal(now.global6));
   }
+  auto pool = [](const auto& v) {
+    std::string s;
+    for (const auto& a : v) absl::StrAppend(&s, s.empty() ? "" : ",", ToString(a));
+    return s.empty() ? std::string("none") : s;
+  };
+  if (!(saved.more4 == now.more4)) return differs("the IPv4 pool's other addresses", pool(saved.more4), pool(now.more4));
+  if (!(saved.more6 == now.more6)) return differs("the IPv6 pool's other addresses", pool(saved.more6), pool(now.more6));
   if (saved.port_count != now.port_count || saved.ports_hash != now.ports_hash) {
     return differs("the port set", absl::StrCat(saved.port_count, " ports"),
                    absl::StrCat("another set of ", now.port_count, " ports"));
@@ -219,10 +244,11 @@ template <typename Addr>
 using SavedTable = std::vector<typename MappingTable<Addr>::SavedMapping>;
 
 template <typename Addr>
-void WriteTable(Writer& w, uint32_t shard, int kind, const SavedTable<Addr>& saved) {
+void WriteTable(Writer& w, uint32_t shard, int kind, size_t pool, const SavedTable<Addr>& saved) {
   w.U32(shard);
   w.U8(uint8_t(Addr::kFamily));
   w.U8(ProtoOfKind(kind, Addr::kFamily));
+  w.U8(uint8_t(pool));
   w.U32(uint32_t(saved.size()));
   for (const auto& m : saved) {
     w.Address(m.inside);
@@ -315,7 +341,8 @@ void AgeBy(int64_t elapsed_ms, SavedTable<Addr>* table, size_t* expired) {
 }
 
 struct Decoded {
-  // Indexed shard * kKinds + kind; nullopt where the file has no such table.
+  // Indexed (shard * pool size + pool index) * kKinds + kind; nullopt where
+  // the file has no such table.
   std::vector<std::optional<SavedTable<Ip4>>> v4;
   std::vector<std::optional<SavedTable<Ip6>>> v6;
 };
@@ -360,22 +387,26 @@ absl::StatusOr<Decoded> Decode(const Engine& engine, std::string_view bytes, int
 
   Decoded d;
   const uint32_t shards = engine.shards();
-  d.v4.resize(size_t{shards} * kKinds);
-  d.v6.resize(size_t{shards} * kKinds);
+  const size_t pool4 = PoolSize(engine, 4), pool6 = PoolSize(engine, 6);
+  d.v4.resize(size_t{shards} * pool4 * kKinds);
+  d.v6.resize(size_t{shards} * pool6 * kKinds);
   const uint32_t tables = r.U32();
   for (uint32_t t = 0; t < tables; ++t) {
     const uint32_t shard = r.U32();
     const uint8_t family = r.U8();
     const uint8_t proto = r.U8();
+    const uint8_t pool = r.U8();
     if (!r.ok()) break;
     const std::optional<int> kind = KindOfProto(proto, family);
-    const bool has_family = (family == 4 && engine.config().global4) || (family == 6 && engine.config().global6);
-    if (shard >= shards || !has_family || !kind) {
+    const size_t pool_size = family == 4 ? pool4 : family == 6 ? pool6 : 0;
+    if (shard >= shards || pool >= pool_size || !kind) {
       return absl::DataLossError(absl::StrCat("table ", t, " is for shard ", shard, ", family ", int(family),
-                                              ", protocol ", int(proto), ": no such table"));
+                                              ", protocol ", int(proto), ", global address ", int(pool),
+                                              ": no such table"));
     }
-    const std::string label = absl::StrCat("shard ", shard, " ", TableName(*kind, family));
-    const size_t slot = size_t{shard} * kKinds + *kind;
+    const std::string label =
+        absl::StrCat("shard ", shard, " ", TableName(*kind, family), pool_size > 1 ? absl::StrCat(" #", pool) : "");
+    const size_t slot = (size_t{shard} * pool_size + pool) * kKinds + *kind;
     absl::Status s;
     if (family == 4) {
       if (d.v4[slot]) return absl::DataLossError(absl::StrCat(label, ": the table is there twice"));
@@ -434,17 +465,19 @@ std::string EncodeState(Engine& engine, int64_t now_ms, int64_t unix_ms, size_t*
     Shard& shard = engine.shard(i);
     for (int kind = 0; kind < kKinds; ++kind) {
       if (FamilyTables<Ip4>* t = shard.v4()) {
-        const SavedTable<Ip4> saved = TableOf(*t, kind).Save(now_ms);
-        if (!saved.empty()) {
-          WriteTable<Ip4>(tables, i, kind, saved);
+        for (size_t p = 0; p < t->pool.size(); ++p) {
+          const SavedTable<Ip4> saved = TableOf(*t, p, kind).Save(now_ms);
+          if (saved.empty()) continue;
+          WriteTable<Ip4>(tables, i, kind, p, saved);
           add(saved);
           ++count;
         }
       }
       if (FamilyTables<Ip6>* t = shard.v6()) {
-        const SavedTable<Ip6> saved = TableOf(*t, kind).Save(now_ms);
-        if (!saved.empty()) {
-          WriteTable<Ip6>(tables, i, kind, saved);
+        for (size_t p = 0; p < t->pool.size(); ++p) {
+          const SavedTable<Ip6> saved = TableOf(*t, p, kind).Save(now_ms);
+          if (saved.empty()) continue;
+          WriteTable<Ip6>(tables, i, kind, p, saved);
           add(saved);
           ++count;
         }
@@ -467,16 +500,20 @@ absl::StatusOr<RestoreCounts> RestoreState(Engine& engine, std::string_view byte
   if (!decoded.ok()) return decoded.status();
   // Every table's part is checked before any is applied.
   auto each = [&](auto&& fn) -> absl::Status {
+    const size_t pool4 = PoolSize(engine, 4), pool6 = PoolSize(engine, 6);
     for (uint32_t i = 0; i < engine.shards(); ++i) {
       for (int kind = 0; kind < kKinds; ++kind) {
-        const size_t slot = size_t{i} * kKinds + kind;
-        if (decoded->v4[slot]) {
-          if (absl::Status s = fn(TableOf(*engine.shard(i).v4(), kind), *decoded->v4[slot], i, kind, 4); !s.ok()) {
+        for (size_t p = 0; p < pool4; ++p) {
+          const size_t slot = (size_t{i} * pool4 + p) * kKinds + kind;
+          if (!decoded->v4[slot]) continue;
+          if (absl::Status s = fn(TableOf(*engine.shard(i).v4(), p, kind), *decoded->v4[slot], i, kind, 4); !s.ok()) {
             return s;
           }
         }
-        if (decoded->v6[slot]) {
-          if (absl::Status s = fn(TableOf(*engine.shard(i).v6(), kind), *decoded->v6[slot], i, kind, 6); !s.ok()) {
+        for (size_t p = 0; p < pool6; ++p) {
+          const size_t slot = (size_t{i} * pool6 + p) * kKinds + kind;
+          if (!decoded->v6[slot]) continue;
+          if (absl::Status s = fn(TableOf(*engine.shard(i).v6(), p, kind), *decoded->v6[slot], i, kind, 6); !s.ok()) {
             return s;
           }
         }

@@ -18,11 +18,13 @@
 //   length      of the whole file        u64
 //   saved_at    wall clock, ms since 1970  i64
 //   fingerprint shards u32; has global4 u8, global4 4 bytes; has global6 u8,
-//               global6 16 bytes; port count u32, FNV-1a of the ports u64;
+//               global6 16 bytes; more IPv4 addresses of the pool u8 and
+//               each (4 bytes), more IPv6 ones u8 and each (16 bytes);
+//               port count u32, FNV-1a of the ports u64;
 //               TCP, UDP and ICMP behaviour, 4 bytes each (mapping,
 //               filtering, port strategy, port sharing)
 //   tables      count u32; each: shard u32, family u8 (4|6), protocol u8,
-//               mappings u32; each mapping: inside, inside port u16,
+//               global address (index in the pool) u8, mappings u32; each mapping: inside, inside port u16,
 //               external port u16, remote key (address), remote port key
 //               u16, age ms i64, idle ms i64, packets/bytes out/in 4 x u64,
 //               sessions u32; each session: remote, remote port u16,
@@ -60,7 +62,8 @@
 namespace natd {
 
 inline constexpr char kStateMagic[8] = {'N', 'A', 'T', 'D', 'S', 'T', 'A', 'T'};
-inline constexpr uint32_t kStateFormatVersion = 1;
+// 2: address pools (the pool in the fingerprint, a pool index per table).
+inline constexpr uint32_t kStateFormatVersion = 2;
 
 // Every live session of every table. `now_ms` is the engine's clock (as the
 // dataplane passes it to Shard::Process), `unix_ms` the wall clock. The

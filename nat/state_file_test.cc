@@ -6,6 +6,8 @@
 // break a table's rules) is refused with a reason and restores nothing.
 #include "nat/state_file.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -154,7 +156,12 @@ std::vector<uint16_t> RunFlows(Engine& e, const std::vector<Flow>& flows, int64_
     EXPECT_EQ(v.action, Action::kForward) << DropReasonName(v.reason);
     ext.push_back(SourcePort(out, f));
     if (f.answered) {
-      Bytes in = Build(Spec(f, true, ext.back(), kTcpSyn | kTcpAck));
+      PacketSpec reply = Spec(f, true, ext.back(), kTcpSyn | kTcpAck);
+      // To the address it left from (one of a pool's).
+      char text[64];
+      inet_ntop(f.family == 4 ? AF_INET : AF_INET6, out.data() + (f.family == 4 ? 12 : 8), text, sizeof text);
+      reply.dst = text;
+      Bytes in = Build(reply);
       const Verdict r = Send(e, in, now++);
       EXPECT_EQ(r.action, Action::kForward) << DropReasonName(r.reason);
     }
@@ -178,10 +185,12 @@ void AddRows(int family, uint32_t shard, const MappingTable<Addr>& t, int64_t no
 std::vector<Row> Rows(Engine& e, int64_t now) {
   std::vector<Row> rows;
   for (uint32_t i = 0; i < e.shards(); ++i) {
-    for (auto* t : {&e.shard(i).v4()->tcp, &e.shard(i).v4()->udp, &e.shard(i).v4()->icmp})
-      AddRows(4, i, *t, now, &rows);
-    for (auto* t : {&e.shard(i).v6()->tcp, &e.shard(i).v6()->udp, &e.shard(i).v6()->icmp})
-      AddRows(6, i, *t, now, &rows);
+    for (auto& a : e.shard(i).v4()->pool) {
+      for (auto* t : {&a->tcp, &a->udp, &a->icmp}) AddRows(4, i, *t, now, &rows);
+    }
+    for (auto& a : e.shard(i).v6()->pool) {
+      for (auto* t : {&a->tcp, &a->udp, &a->icmp}) AddRows(6, i, *t, now, &rows);
+    }
   }
   std::sort(rows.begin(), rows.end());
   return rows;
@@ -190,8 +199,12 @@ std::vector<Row> Rows(Engine& e, int64_t now) {
 size_t Sessions(Engine& e) {
   size_t n = 0;
   for (uint32_t i = 0; i < e.shards(); ++i) {
-    if (auto* t = e.shard(i).v4()) n += t->tcp.session_count() + t->udp.session_count() + t->icmp.session_count();
-    if (auto* t = e.shard(i).v6()) n += t->tcp.session_count() + t->udp.session_count() + t->icmp.session_count();
+    if (auto* f = e.shard(i).v4()) {
+      for (auto& t : f->pool) n += t->tcp.session_count() + t->udp.session_count() + t->icmp.session_count();
+    }
+    if (auto* f = e.shard(i).v6()) {
+      for (auto& t : f->pool) n += t->tcp.session_count() + t->udp.session_count() + t->icmp.session_count();
+    }
   }
   return n;
 }
@@ -307,6 +320,29 @@ TEST(StateFile, EveryPresetRoundTripsAndTranslatesTheSame) {
 // endpoint-independent mapping is found again, a reuse-last endpoint gets its
 // port again, an exclusive port is not given to anyone else, the per-host
 // quota counts restored sessions.
+// Address pools: every address's tables are saved and come back to the same
+// address (the pool index is in the file, the pool in the fingerprint).
+TEST(StateFile, AddressPoolsRoundTrip) {
+  EngineConfig c = BaseConfig();
+  c.shards = 2;
+  for (const char* a : {"198.51.100.7", "198.51.100.8"}) ParseIp4(a, &c.more_global4.emplace_back());
+  ParseIp6("2001:db8:ffff::7", &c.more_global6.emplace_back());
+  NullEventSink sink;
+  auto a = MakeEngine(c, &sink);
+  RunFlows(*a, Flows(), 0);
+  size_t used4 = 0;
+  for (uint32_t i = 0; i < a->shards(); ++i) {
+    for (auto& t : a->shard(i).v4()->pool) used4 += t->udp.session_count() > 0;
+  }
+  EXPECT_GE(used4, 2u) << "the flows' hosts spread over the pool";
+  const std::string bytes = EncodeState(*a, 1'000, kUnix);
+  auto b = MakeEngine(c, &sink);
+  auto counts = RestoreState(*b, bytes, 1'000, kUnix);
+  ASSERT_TRUE(counts.ok()) << counts.status();
+  EXPECT_EQ(counts->sessions, Sessions(*a));
+  EXPECT_EQ(Rows(*b, 1'000), Rows(*a, 1'000));
+}
+
 TEST(StateFile, NewFlowsAfterARestoreSeeTheRestoredEntries) {
   for (const Behavior& b : AllPresets()) {
     SCOPED_TRACE(std::string(b.name));
@@ -538,9 +574,9 @@ TEST_F(Refusals, CutAtEveryLength) {
 
 TEST_F(Refusals, AnotherVersion) {
   std::string b = bytes_;
-  b[8] = 2;
-  EXPECT_THAT(Refusal(b), HasSubstr("format version 2; this natd reads version 1"));
-  EXPECT_THAT(Refusal(WithCrc(b)), HasSubstr("format version 2; this natd reads version 1"));
+  b[8] = 1;
+  EXPECT_THAT(Refusal(b), HasSubstr("format version 1; this natd reads version 2"));
+  EXPECT_THAT(Refusal(WithCrc(b)), HasSubstr("format version 1; this natd reads version 2"));
 }
 
 // Random damage behind a valid checksum (as a fuzzer that fixes the CRC
@@ -611,6 +647,9 @@ TEST(StateFileFingerprint, AnotherConfigurationIsRefused) {
        [](EngineConfig& c) { c.tcp = *PresetByName("symmetric"); }},
       {"the UDP behaviour", [](EngineConfig& c) { c.udp = *PresetByName("full-cone"); }},
       {"the ICMP behaviour", [](EngineConfig& c) { c.icmp = *PresetByName("quasi-symmetric"); }},
+      {"the IPv4 pool's other addresses was none, is now 198.51.100.9",
+       [](EngineConfig& c) { ParseIp4("198.51.100.9", &c.more_global4.emplace_back()); }},
+      {"the IPv6 pool's other addresses", [](EngineConfig& c) { ParseIp6("2001:db8:ffff::9", &c.more_global6.emplace_back()); }},
   };
   for (const Case& k : cases) {
     SCOPED_TRACE(k.want);
@@ -693,6 +732,7 @@ class Forged : public ::testing::Test {
     uint32_t shard = 0;
     uint8_t family = 4;
     uint8_t proto = kProtoUdp;
+    uint8_t pool = 0;  // which global address of the family
     std::vector<Mapping> mappings = {Mapping{}};
   };
 
@@ -720,6 +760,7 @@ class Forged : public ::testing::Test {
       Le(&b, t.shard, 4);
       Le(&b, t.family, 1);
       Le(&b, t.proto, 1);
+      Le(&b, t.pool, 1);
       Le(&b, t.mappings.size(), 4);
       for (const Mapping& m : t.mappings) {
         Address(&b, t.family, m.inside);

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "nat/config.h"
 #include "nat/packet_view.h"
@@ -33,12 +34,12 @@ class Steering {
  public:
   Steering(const EngineConfig& c, const PortPlan* plan) : shards_(c.shards), plan_(plan), inside_(c.inside) {
     if (c.global4) {
-      has4_ = true;
-      c.global4->Store(global4_);
+      globals4_.push_back(c.global4->raw);
+      for (const Ip4& a : c.more_global4) globals4_.push_back(a.raw);
     }
     if (c.global6) {
-      has6_ = true;
-      c.global6->Store(global6_);
+      globals6_.push_back(*c.global6);
+      for (const Ip6& a : c.more_global6) globals6_.push_back(a);
     }
   }
 
@@ -87,8 +88,22 @@ class Steering {
     return shards_ == 1 ? 0 : InsideShard(addr, family == 4 ? 4 : 16, port);
   }
 
+  // Whether the address is one of the family's global addresses (a pool
+  // holds a few: a linear scan).
   bool IsGlobal(int family, const uint8_t* addr) const {
-    return family == 4 ? has4_ && std::memcmp(addr, global4_, 4) == 0 : has6_ && std::memcmp(addr, global6_, 16) == 0;
+    if (family == 4) {
+      uint32_t a;
+      std::memcpy(&a, addr, 4);
+      for (uint32_t g : globals4_) {
+        if (g == a) return true;
+      }
+      return false;
+    }
+    const Ip6 a = Ip6::Load(addr);
+    for (const Ip6& g : globals6_) {
+      if (g == a) return true;
+    }
+    return false;
   }
   bool IsInside(int family, const uint8_t* addr) const { return inside_.Contains(family, addr); }
   // For a packet to a global address: whether it is hairpinned, i.e. from
@@ -119,8 +134,8 @@ class Steering {
   const uint32_t shards_;
   const PortPlan* const plan_;
   const PrefixSet inside_;
-  bool has4_ = false, has6_ = false;
-  uint8_t global4_[4] = {}, global6_[16] = {};
+  std::vector<uint32_t> globals4_;  // raw, network order
+  std::vector<Ip6> globals6_;
 };
 
 }  // namespace natd

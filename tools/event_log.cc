@@ -65,7 +65,9 @@ bool EventLog::RateLimit() {
   if (seen != second && window_second_.compare_exchange_strong(seen, second)) {
     window_count_.store(0, std::memory_order_relaxed);
   }
-  if (window_count_.fetch_add(1, std::memory_order_relaxed) < invalid_per_second_) return true;
+  if (window_count_.fetch_add(1, std::memory_order_relaxed) < invalid_per_second_.load(std::memory_order_relaxed)) {
+    return true;
+  }
   suppressed_.fetch_add(1, std::memory_order_relaxed);
   return false;
 }

@@ -38,6 +38,8 @@ class EventLog final : public EventSink {
     reopen_ = true;
     wake_.notify_one();
   }
+  // The cap on packet-drop lines from now on (SIGHUP).
+  void SetInvalidPerSecond(uint32_t n) { invalid_per_second_.store(n, std::memory_order_relaxed); }
   // Writes everything queued, stops the thread.
   void Stop();
   uint64_t lost() const { return lost_.load(); }
@@ -61,7 +63,7 @@ class EventLog final : public EventSink {
   FILE* out_;  // only the logging thread touches it after construction
   const std::string path_;
   std::atomic<bool> reopen_{false};
-  const uint32_t invalid_per_second_;
+  std::atomic<uint32_t> invalid_per_second_;
   moodycamel::ConcurrentQueue<Record> queue_;
   std::mutex lines_mu_;
   std::vector<std::string> lines_;

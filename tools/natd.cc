@@ -7,8 +7,23 @@
 //
 // Signals are taken by the main thread alone (sigwait): SIGINT/SIGTERM stop
 // reading, drain, join and print totals; SIGUSR1 prints the status, as does
-// any packet sent to 192.0.2.2; SIGHUP reopens the log file (log rotation),
-// leaving every mapping as it is.
+// any packet sent to 192.0.2.2; SIGHUP reopens the log file (log rotation)
+// and reloads the settings, leaving every mapping as it is.
+//
+// Reloading (SIGHUP, Reload below, tools/live_config.h): natd's command line
+// is evaluated again with its --flagfile(s) read as they are now (a line
+// removed: that flag's default) and checked by SettingsFromFlags, the same
+// checks as at start. Anything bad (a value that does not parse or is out of
+// range, an unknown flag, an unreadable file) rejects the whole reload with
+// a log line naming the flag, and natd runs on as it was. Otherwise the live
+// settings (LiveFlags: the four timeouts, --udp_inbound_refresh,
+// --max_sessions_per_host, --icmp_prohibited_per_second,
+// --log_invalid_per_second, --pcp_max_lifetime) are applied, each shard's on
+// its own worker (Pipeline::RunOnWorker, Shard::ApplyLive), and logged in
+// one line ("natd: reload: udp_timeout 5m -> 3m, ..."); every other changed
+// flag is logged as needing a restart and ignored. Existing sessions keep
+// their expiry, capped at now + a shortened timeout; new sessions and
+// refreshes use the new timeouts (MappingTable::SetLive).
 //
 // Restarts without loss (--state_file=PATH, tools/state_store.h): at start,
 // before the first packet is read, the tables are restored from PATH when it
@@ -25,11 +40,16 @@
 #include <signal.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -40,6 +60,7 @@
 #include "tools/engine_port_mapper.h"
 #include "tools/engine_processor.h"
 #include "tools/event_log.h"
+#include "tools/live_config.h"
 #include "tools/pcp_server.h"
 #include "tools/privileges.h"
 #include "tools/state_store.h"
@@ -49,8 +70,9 @@
 ABSL_FLAG(std::string, device, "natd0", "TUN device to create or attach to");
 ABSL_FLAG(uint32_t, queues, 1, "TUN queues, one reader thread each (1..64)");
 ABSL_FLAG(uint32_t, workers, 1, "NAT workers, one table shard each (1..254)");
-ABSL_FLAG(std::string, global4, "", "global IPv4 address (empty: no NAPT44)");
-ABSL_FLAG(std::string, global6, "", "global IPv6 address (empty: no NAPT66)");
+ABSL_FLAG(std::string, global4, "",
+          "global IPv4 address, or a pool of them 'A,B,...' (paired: each inside host keeps one); empty: no NAPT44");
+ABSL_FLAG(std::string, global6, "", "global IPv6 address, or a pool of them 'A,B,...'; empty: no NAPT66");
 ABSL_FLAG(std::string, inside, "private",
           "the inside networks (CIDR prefixes, comma-separated): a packet from one of them to a global address is "
           "hairpinned to the inside host holding that external port; from anywhere else it is inbound. 'private': "
@@ -125,65 +147,77 @@ int64_t ClockMs(clockid_t clock) {
   std::exit(2);
 }
 
-Behavior PresetFlag(const char* flag, const std::string& value) {
+absl::Status Invalid(std::string msg) { return absl::InvalidArgumentError(std::move(msg)); }
+
+absl::StatusOr<Behavior> PresetFlag(const char* flag, const std::string& value) {
   auto b = PresetByName(value);
-  if (!b.ok()) Fail(absl::StrCat("--", flag, ": ", std::string(b.status().message())));
+  if (!b.ok()) return Invalid(absl::StrCat("--", flag, ": ", std::string(b.status().message())));
   return *b;
 }
 
-int64_t Ms(const char* flag, absl::Duration d) {
-  if (d <= absl::ZeroDuration()) Fail(absl::StrCat("--", flag, ": must be positive"));
-  return absl::ToInt64Milliseconds(d);
-}
-
-EngineConfig ConfigFromFlags() {
+absl::StatusOr<EngineConfig> ConfigFromFlags() {
   EngineConfig c;
   c.shards = absl::GetFlag(FLAGS_workers);
-  if (c.shards < 1 || c.shards > PortPlan::kMaxShards) Fail("--workers: must be 1..254");
-  if (const std::string g = absl::GetFlag(FLAGS_global4); !g.empty()) {
+  if (c.shards < 1 || c.shards > PortPlan::kMaxShards) return Invalid("--workers: must be 1..254");
+  // One address, or a pool "A,B,..." (the first is the pool's first).
+  for (absl::string_view g : absl::StrSplit(absl::GetFlag(FLAGS_global4), ',', absl::SkipEmpty())) {
     Ip4 a;
-    if (!ParseIp4(g, &a)) Fail(absl::StrCat("--global4: '", g, "' is not an IPv4 address"));
-    c.global4 = a;
+    if (!ParseIp4(std::string(g), &a)) {
+      return Invalid(absl::StrCat("--global4: '", std::string(g), "' is not an IPv4 address"));
+    }
+    if (c.global4) {
+      c.more_global4.push_back(a);
+    } else {
+      c.global4 = a;
+    }
   }
-  if (const std::string g = absl::GetFlag(FLAGS_global6); !g.empty()) {
+  for (absl::string_view g : absl::StrSplit(absl::GetFlag(FLAGS_global6), ',', absl::SkipEmpty())) {
     Ip6 a;
-    if (!ParseIp6(g, &a)) Fail(absl::StrCat("--global6: '", g, "' is not an IPv6 address"));
-    c.global6 = a;
+    if (!ParseIp6(std::string(g), &a)) {
+      return Invalid(absl::StrCat("--global6: '", std::string(g), "' is not an IPv6 address"));
+    }
+    if (c.global6) {
+      c.more_global6.push_back(a);
+    } else {
+      c.global6 = a;
+    }
   }
-  if (!c.global4 && !c.global6) Fail("--global4 or --global6: at least one global address is needed");
+  if (!c.global4 && !c.global6) return Invalid("--global4 or --global6: at least one global address is needed");
   if (const std::string in = absl::GetFlag(FLAGS_inside); in == "private") {
     c.inside = PrefixSet::Private();
     if (c.global4) c.inside = c.inside.Without(*c.global4);
     if (c.global6) c.inside = c.inside.Without(*c.global6);
+    for (const Ip4& a : c.more_global4) c.inside = c.inside.Without(a);
+    for (const Ip6& a : c.more_global6) c.inside = c.inside.Without(a);
   } else {
     auto inside = PrefixSet::Parse(in == "none" ? "" : in);
-    if (!inside.ok()) Fail(absl::StrCat("--inside: ", std::string(inside.status().message())));
+    if (!inside.ok()) return Invalid(absl::StrCat("--inside: ", std::string(inside.status().message())));
     c.inside = *std::move(inside);
     if ((c.global4 && c.inside.Contains(*c.global4)) || (c.global6 && c.inside.Contains(*c.global6))) {
-      Fail(absl::StrCat("--inside: ", c.inside.ToString(), " contains a global address"));
+      return Invalid(absl::StrCat("--inside: ", c.inside.ToString(), " contains a global address"));
     }
   }
   const std::string preset = absl::GetFlag(FLAGS_preset);
-  PresetFlag("preset", preset);
-  auto pick = [&](const char* flag, const std::string& v) { return PresetFlag(flag, v.empty() ? preset : v); };
-  c.tcp = pick("tcp_preset", absl::GetFlag(FLAGS_tcp_preset));
-  c.udp = pick("udp_preset", absl::GetFlag(FLAGS_udp_preset));
-  c.icmp = pick("icmp_preset", absl::GetFlag(FLAGS_icmp_preset));
+  if (auto b = PresetFlag("preset", preset); !b.ok()) return b.status();
+  for (auto [flag, value, out] : {std::tuple{"tcp_preset", absl::GetFlag(FLAGS_tcp_preset), &c.tcp},
+                                  std::tuple{"udp_preset", absl::GetFlag(FLAGS_udp_preset), &c.udp},
+                                  std::tuple{"icmp_preset", absl::GetFlag(FLAGS_icmp_preset), &c.icmp}}) {
+    auto b = PresetFlag(flag, value.empty() ? preset : value);
+    if (!b.ok()) return b.status();
+    *out = *b;
+  }
   auto ports = PortSet::Parse(absl::GetFlag(FLAGS_ports));
-  if (!ports.ok()) Fail(absl::StrCat("--ports: ", std::string(ports.status().message())));
+  if (!ports.ok()) return Invalid(absl::StrCat("--ports: ", std::string(ports.status().message())));
   c.ports = *std::move(ports);
   if (c.ports.ports().size() < c.shards) {
-    Fail(absl::StrCat("--ports/--workers: ", c.ports.ports().size(), " ports cannot be split over ", c.shards,
-                      " workers"));
+    return Invalid(absl::StrCat("--ports/--workers: ", c.ports.ports().size(), " ports cannot be split over ",
+                                c.shards, " workers"));
   }
-  c.timeouts.tcp_established_ms = Ms("tcp_established_timeout", absl::GetFlag(FLAGS_tcp_established_timeout));
-  c.timeouts.tcp_transitory_ms = Ms("tcp_transitory_timeout", absl::GetFlag(FLAGS_tcp_transitory_timeout));
-  c.timeouts.udp_ms = Ms("udp_timeout", absl::GetFlag(FLAGS_udp_timeout));
-  c.timeouts.icmp_ms = Ms("icmp_timeout", absl::GetFlag(FLAGS_icmp_timeout));
-  if (c.timeouts.udp_ms < kMinUdpTimeoutMs) Fail("--udp_timeout: must be at least 2m (RFC 4787 REQ-5)");
-  if (c.timeouts.tcp_transitory_ms > c.timeouts.tcp_established_ms) {
-    Fail("--tcp_transitory_timeout: longer than --tcp_established_timeout");
-  }
+  auto timeouts = TimeoutsFrom(absl::GetFlag(FLAGS_tcp_established_timeout),
+                               absl::GetFlag(FLAGS_tcp_transitory_timeout), absl::GetFlag(FLAGS_udp_timeout),
+                               absl::GetFlag(FLAGS_icmp_timeout));
+  if (!timeouts.ok()) return timeouts.status();
+  c.timeouts = *timeouts;
   c.udp_inbound_refresh = absl::GetFlag(FLAGS_udp_inbound_refresh);
   c.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   c.max_sessions_per_host = absl::GetFlag(FLAGS_max_sessions_per_host);
@@ -191,40 +225,140 @@ EngineConfig ConfigFromFlags() {
   if (!absl::GetFlag(FLAGS_pcp).empty()) {
     c.explicit_mappings = absl::GetFlag(FLAGS_pcp_mappings);
     c.explicit_per_host = absl::GetFlag(FLAGS_pcp_mappings_per_host);
-    if (c.explicit_mappings == 0 || c.explicit_mappings > (1u << 20)) Fail("--pcp_mappings: must be 1..1048576");
-    if (absl::GetFlag(FLAGS_pcp_max_lifetime) < absl::Seconds(1)) Fail("--pcp_max_lifetime: at least 1s");
+    if (c.explicit_mappings == 0 || c.explicit_mappings > (1u << 20)) {
+      return Invalid("--pcp_mappings: must be 1..1048576");
+    }
+    const absl::Duration lifetime = absl::GetFlag(FLAGS_pcp_max_lifetime);
+    if (lifetime < absl::Seconds(1) || lifetime > absl::Hours(8760)) {
+      return Invalid("--pcp_max_lifetime: must be 1s..8760h");
+    }
     for (absl::string_view a : absl::StrSplit(absl::GetFlag(FLAGS_pcp), ',', absl::SkipEmpty())) {
       Ip4 v4;
       Ip6 v6;
       if (!ParseIp4(std::string(a), &v4) && !ParseIp6(std::string(a), &v6)) {
-        Fail(absl::StrCat("--pcp: '", std::string(a), "' is not an IPv4 or IPv6 address"));
+        return Invalid(absl::StrCat("--pcp: '", std::string(a), "' is not an IPv4 or IPv6 address"));
       }
     }
   }
   c.fragment_datagrams = absl::GetFlag(FLAGS_fragment_datagrams);
   c.fragments_held = absl::GetFlag(FLAGS_fragments_held);
   c.fragment_held_bytes = absl::GetFlag(FLAGS_fragment_held_bytes);
-  c.fragment_timeout_ms = Ms("fragment_timeout", absl::GetFlag(FLAGS_fragment_timeout));
-  if (c.fragment_datagrams > (1u << 24)) Fail("--fragment_datagrams: at most 2^24");
-  if (c.fragments_held > c.fragment_datagrams * 64ull) Fail("--fragments_held: at most 64 per tracked datagram");
-  if (c.max_sessions < c.shards || c.max_sessions > (1u << 28)) {
-    Fail("--max_sessions: must be between --workers and 2^28");
+  auto fragment_timeout = DurationMs("fragment_timeout", absl::GetFlag(FLAGS_fragment_timeout));
+  if (!fragment_timeout.ok()) return fragment_timeout.status();
+  c.fragment_timeout_ms = *fragment_timeout;
+  if (c.fragment_datagrams > (1u << 24)) return Invalid("--fragment_datagrams: at most 2^24");
+  if (c.fragments_held > c.fragment_datagrams * 64ull) {
+    return Invalid("--fragments_held: at most 64 per tracked datagram");
   }
-  if (absl::Status s = ValidateConfig(c); !s.ok()) Fail(std::string(s.message()));
+  if (c.max_sessions < c.shards || c.max_sessions > (1u << 28)) {
+    return Invalid("--max_sessions: must be between --workers and 2^28");
+  }
+  if (absl::Status s = ValidateConfig(c); !s.ok()) return s;
   return c;
 }
 
-// Validated before any device is opened; buffer_size is set once the device
-// says how large a packet it hands over.
-tun::PipelineOptions PipelineFromFlags() {
-  tun::PipelineOptions o;
+// Everything the flags say, checked before any device or file is opened:
+// at start, and on SIGHUP for the values re-read (tools/live_config.h).
+struct Settings {
+  EngineConfig engine;
+  // buffer_size is set once the device says how large a packet it hands over.
+  tun::PipelineOptions pipeline;
+  uint32_t mtu = 0;
+  uint32_t queues = 0;
+  std::optional<Credentials> run_as;
+  uint32_t log_invalid_per_second = 0;
+  uint32_t pcp_max_lifetime_s = 0;
+};
+
+absl::StatusOr<Settings> SettingsFromFlags() {
+  Settings s;
+  auto engine = ConfigFromFlags();
+  if (!engine.ok()) return engine.status();
+  s.engine = *std::move(engine);
+  s.mtu = absl::GetFlag(FLAGS_mtu);
+  if (s.mtu < 1280 || s.mtu > 65535) return Invalid("--mtu: must be 1280..65535");
+  s.queues = absl::GetFlag(FLAGS_queues);
+  if (s.queues < 1 || s.queues > 64) return Invalid("--queues: must be 1..64");
+  tun::PipelineOptions& o = s.pipeline;
   o.pool_buffers = absl::GetFlag(FLAGS_pool_buffers);
   o.queue_depth = absl::GetFlag(FLAGS_queue_depth);
   o.batch = absl::GetFlag(FLAGS_batch);
-  if (o.pool_buffers < 64 || o.pool_buffers > (1u << 22)) Fail("--pool_buffers: must be 64..4194304");
-  if (o.queue_depth < 16 || o.queue_depth > (1u << 22)) Fail("--queue_depth: must be 16..4194304");
-  if (o.batch < 1 || o.batch > 1024) Fail("--batch: must be 1..1024");
-  return o;
+  if (o.pool_buffers < 64 || o.pool_buffers > (1u << 22)) return Invalid("--pool_buffers: must be 64..4194304");
+  if (o.queue_depth < 16 || o.queue_depth > (1u << 22)) return Invalid("--queue_depth: must be 16..4194304");
+  if (o.batch < 1 || o.batch > 1024) return Invalid("--batch: must be 1..1024");
+  if (const std::string user = absl::GetFlag(FLAGS_user); !user.empty()) {
+    auto c = ResolveCredentials(user, absl::GetFlag(FLAGS_group));
+    if (!c.ok()) return c.status();
+    s.run_as = *c;
+  } else if (!absl::GetFlag(FLAGS_group).empty()) {
+    return Invalid("--group: needs --user");
+  }
+  s.log_invalid_per_second = absl::GetFlag(FLAGS_log_invalid_per_second);
+  s.pcp_max_lifetime_s = uint32_t(
+      std::clamp<int64_t>(absl::ToInt64Seconds(absl::GetFlag(FLAGS_pcp_max_lifetime)), 1, 8760 * 3600));
+  return s;
+}
+
+// The flags SIGHUP applies to a running natd; any other that changed is
+// reported and ignored.
+const absl::flat_hash_set<std::string>& LiveFlags() {
+  static const auto* live = new absl::flat_hash_set<std::string>{
+      "tcp_established_timeout", "tcp_transitory_timeout",     "udp_timeout",
+      "icmp_timeout",            "udp_inbound_refresh",        "max_sessions_per_host",
+      "icmp_prohibited_per_second", "log_invalid_per_second", "pcp_max_lifetime"};
+  return *live;
+}
+
+// SIGHUP: the command line evaluated again with its flagfile(s) re-read.
+// Checked like a start; if anything is bad, nothing changes. Restart-only
+// changes are logged and ignored; live ones go to each shard as a task on
+// its own worker (Shard::ApplyLive), to the log's rate limit and to the PCP
+// server. The tables are never touched otherwise: every mapping stays.
+void Reload(const std::vector<std::string>& args, Settings* running, Engine* engine, tun::Pipeline* pipeline,
+            EventLog* events, PcpServer* pcp) {
+  if (absl::GetFlag(FLAGS_flagfile).empty()) {
+    events->Line("natd: reload: started without --flagfile: no setting to re-read\n");
+    return;
+  }
+  Settings next;
+  auto changes = PlanReload(args, __FILE__, LiveFlags(), [&next] {
+    auto s = SettingsFromFlags();
+    if (!s.ok()) return s.status();
+    next = *std::move(s);
+    return absl::OkStatus();
+  });
+  if (!changes.ok()) {
+    events->Line(absl::StrCat("natd: reload: rejected, the running settings stay: ",
+                              std::string(changes.status().message()), "\n"));
+    return;
+  }
+  auto shown = [](const std::string& v) { return v.empty() ? std::string("''") : v; };
+  bool live = false;
+  for (const FlagChange& c : *changes) {
+    live |= c.live;
+    if (c.live) continue;
+    events->Line(absl::StrCat("natd: reload: --", c.name, " changed from ", shown(c.from), " to ", shown(c.to),
+                              ": needs a restart; ignored\n"));
+  }
+  if (!live) {
+    events->Line(changes->empty() ? "natd: reload: no setting changed\n" : "natd: reload: no live setting changed\n");
+    return;
+  }
+  EngineConfig& e = running->engine;
+  e.timeouts = next.engine.timeouts;
+  e.udp_inbound_refresh = next.engine.udp_inbound_refresh;
+  e.max_sessions_per_host = next.engine.max_sessions_per_host;
+  e.icmp_prohibited_per_second = next.engine.icmp_prohibited_per_second;
+  auto config = std::make_shared<const EngineConfig>(e);
+  for (uint32_t w = 0; w < engine->shards(); ++w) {
+    pipeline->RunOnWorker(w, [engine, w, config](int64_t now_ms) { engine->shard(w).ApplyLive(*config, now_ms); });
+  }
+  running->log_invalid_per_second = next.log_invalid_per_second;
+  events->SetInvalidPerSecond(next.log_invalid_per_second);
+  running->pcp_max_lifetime_s = next.pcp_max_lifetime_s;
+  if (pcp) pcp->SetMaxLifetime(next.pcp_max_lifetime_s);
+  CommitLive(*changes);
+  events->Line(absl::StrCat("natd: reload: ", DescribeLive(*changes), "\n"));
 }
 
 int Main(int argc, char** argv) {
@@ -233,20 +367,16 @@ int Main(int argc, char** argv) {
       "Example: natd --device natd0 --global4 198.19.0.100 --global6 2001:db8:19::100 --preset full-cone");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) Fail(absl::StrCat("unexpected argument '", rest[1], "' (flags are --name=value)"));
-  const EngineConfig config = ConfigFromFlags();
-  const uint32_t mtu = absl::GetFlag(FLAGS_mtu);
-  if (mtu < 1280 || mtu > 65535) Fail("--mtu: must be 1280..65535");
-  const uint32_t queues = absl::GetFlag(FLAGS_queues);
-  if (queues < 1 || queues > 64) Fail("--queues: must be 1..64");
-  tun::PipelineOptions popt = PipelineFromFlags();
-  std::optional<Credentials> run_as;
-  if (const std::string user = absl::GetFlag(FLAGS_user); !user.empty()) {
-    auto c = ResolveCredentials(user, absl::GetFlag(FLAGS_group));
-    if (!c.ok()) Fail(std::string(c.status().message()));
-    run_as = *c;
-  } else if (!absl::GetFlag(FLAGS_group).empty()) {
-    Fail("--group: needs --user");
-  }
+  // Kept for SIGHUP, which evaluates the command line again (Reload).
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  auto checked = SettingsFromFlags();
+  if (!checked.ok()) Fail(std::string(checked.status().message()));
+  Settings settings = *std::move(checked);
+  const EngineConfig& config = settings.engine;  // the live parts change on SIGHUP
+  const uint32_t mtu = settings.mtu;
+  const uint32_t queues = settings.queues;
+  tun::PipelineOptions popt = settings.pipeline;
+  const std::optional<Credentials> run_as = settings.run_as;
 
   // Checked before any device is opened; again as the --user natd will run
   // as, once it is that user, since that user writes the file at exit.
@@ -273,7 +403,7 @@ int Main(int argc, char** argv) {
   for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  EventLog events(log, log_path, absl::GetFlag(FLAGS_log_invalid_per_second));
+  EventLog events(log, log_path, settings.log_invalid_per_second);
   auto engine = Engine::Create(config, &events);
   if (!engine.ok()) Fail(std::string(engine.status().message()));
   tun::TunOptions topt;
@@ -310,9 +440,15 @@ int Main(int argc, char** argv) {
     PcpServerOptions o;
     for (absl::string_view a : absl::StrSplit(listen, ',', absl::SkipEmpty())) o.listen.emplace_back(a);
     o.inside = config.inside;
-    o.global4 = config.global4;
-    o.global6 = config.global6;
-    o.max_lifetime_s = uint32_t(absl::ToInt64Seconds(absl::GetFlag(FLAGS_pcp_max_lifetime)));
+    if (config.global4) {
+      o.globals4 = {*config.global4};
+      o.globals4.insert(o.globals4.end(), config.more_global4.begin(), config.more_global4.end());
+    }
+    if (config.global6) {
+      o.globals6 = {*config.global6};
+      o.globals6.insert(o.globals6.end(), config.more_global6.begin(), config.more_global6.end());
+    }
+    o.max_lifetime_s = settings.pcp_max_lifetime_s;
     auto server = PcpServer::Start(o, &mapper, [&events](std::string line) { events.Line(line + "\n"); });
     if (!server.ok()) Fail(absl::StrCat("--pcp: ", std::string(server.status().message())));
     pcp = *std::move(server);
@@ -332,6 +468,7 @@ int Main(int argc, char** argv) {
       pipeline.RequestStatus();
     } else if (sig == SIGHUP) {
       events.Reopen();
+      Reload(args, &settings, engine->get(), &pipeline, &events, pcp.get());
     } else if (sig == SIGINT || sig == SIGTERM) {
       break;
     }

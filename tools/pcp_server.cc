@@ -30,7 +30,7 @@ const char* ProtoName(uint8_t p) { return p == 6 ? "tcp" : p == 17 ? "udp" : "?"
 }  // namespace
 
 PcpServer::PcpServer(const PcpServerOptions& o, PortMapper* m, std::function<void(std::string)> log)
-    : opt_(o), mapper_(m), log_(std::move(log)), start_s_(MonotonicSeconds()) {}
+    : opt_(o), mapper_(m), log_(std::move(log)), start_s_(MonotonicSeconds()), max_lifetime_s_(o.max_lifetime_s) {}
 
 absl::StatusOr<std::unique_ptr<PcpServer>> PcpServer::Start(const PcpServerOptions& o, PortMapper* mapper,
                                                             std::function<void(std::string)> log) {
@@ -112,13 +112,15 @@ size_t PcpServer::Answer(const uint8_t* in, size_t len, int family, const uint8_
   if (!pcp::Parse(in, len, &req)) return 0;
   pcp::Answer a;
   a.epoch = uint32_t(MonotonicSeconds() - start_s_);
-  const bool have_global = family == 4 ? opt_.global4.has_value() : opt_.global6.has_value();
-  if (family == 4 && opt_.global4) {
+  // The host's own global address: paired pooling gives each inside
+  // address one, the one every mapping of it uses (addr.h PairedIndex).
+  const bool have_global = family == 4 ? !opt_.globals4.empty() : !opt_.globals6.empty();
+  if (family == 4 && have_global) {
     uint8_t g[4];
-    opt_.global4->Store(g);
+    opt_.globals4[PairedIndex(Ip4::Load(src), opt_.globals4.size())].Store(g);
     pcp::MapV4(g, a.external_ip);
-  } else if (family == 6 && opt_.global6) {
-    opt_.global6->Store(a.external_ip);
+  } else if (family == 6 && have_global) {
+    opt_.globals6[PairedIndex(Ip6::Load(src), opt_.globals6.size())].Store(a.external_ip);
   }
   std::string who = family == 4 ? ToString(Ip4::Load(src)) : ToString(Ip6::Load(src));
   auto fail = [&](pcp::Result r) {
@@ -159,7 +161,7 @@ size_t PcpServer::Answer(const uint8_t* in, size_t len, int family, const uint8_
     }
     if (req.internal_port == 0 && req.lifetime != 0) return fail(pcp::Result::kMalformedRequest);
   }
-  const uint32_t lifetime = std::min(req.lifetime, opt_.max_lifetime_s);
+  const uint32_t lifetime = std::min(req.lifetime, max_lifetime_s_.load(std::memory_order_relaxed));
   const PortMapper::Mapped m =
       mapper_->Map(family, src, req.protocol, req.internal_port, req.suggested_port, lifetime, req.prefer_failure);
   a.result = m.result;

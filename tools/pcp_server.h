@@ -48,8 +48,9 @@ class PortMapper {
 struct PcpServerOptions {
   std::vector<std::string> listen;  // inside addresses of the router, IPv4 or IPv6
   PrefixSet inside;                 // who may ask
-  std::optional<Ip4> global4;
-  std::optional<Ip6> global6;
+  // The global addresses (pools): a host's is PairedIndex's pick.
+  std::vector<Ip4> globals4;
+  std::vector<Ip6> globals6;
   uint32_t max_lifetime_s = 24 * 3600;
 };
 
@@ -63,6 +64,9 @@ class PcpServer {
   ~PcpServer();
 
   uint64_t requests() const { return requests_.load(); }
+  // The longest lifetime granted from now on (SIGHUP); mappings already
+  // granted keep theirs.
+  void SetMaxLifetime(uint32_t seconds) { max_lifetime_s_.store(seconds, std::memory_order_relaxed); }
 
  private:
   PcpServer(const PcpServerOptions& o, PortMapper* m, std::function<void(std::string)> log);
@@ -78,6 +82,7 @@ class PcpServer {
   std::vector<int> fds_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> requests_{0};
+  std::atomic<uint32_t> max_lifetime_s_;
   int64_t log_second_ = -1;
   uint32_t logged_this_second_ = 0;
   std::thread thread_;
