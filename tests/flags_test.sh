@@ -62,7 +62,7 @@ help=$("$natd" --helpfull 2>&1)
 for f in device queues workers global4 global6 preset tcp_preset udp_preset icmp_preset ports \
   tcp_established_timeout tcp_transitory_timeout udp_timeout icmp_timeout udp_inbound_refresh max_sessions mtu \
   offload pool_buffers queue_depth batch log_file log_invalid_per_second user group max_sessions_per_host inside fragment_datagrams fragments_held fragment_held_bytes \
-  fragment_timeout state_file pcp pcp_mappings pcp_mappings_per_host pcp_max_lifetime; do
+  fragment_timeout state_file pcp pcp_mappings pcp_mappings_per_host pcp_max_lifetime run_to_completion; do
   grep -q -- "-$f" <<<"$help" || { echo "FAIL: --helpfull does not explain --$f"; fails=$((fails + 1)); }
 done
 echo "$fails failure(s)"

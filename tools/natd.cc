@@ -114,6 +114,9 @@ ABSL_FLAG(uint32_t, pool_buffers, 2048,
           "packet buffers, allocated at start (each holds the largest packet the TUN can hand over: "
           "64 KB with offloads, the MTU without)");
 ABSL_FLAG(uint32_t, queue_depth, 4096, "packets each worker queue and the writer queue may hold");
+ABSL_FLAG(bool, run_to_completion, true,
+          "with one queue and one worker, one thread reads, translates and writes each batch (no hand-off "
+          "between threads: lower latency); false: reader, worker and writer threads as with several");
 ABSL_FLAG(uint32_t, batch, 64, "packets read, translated and written per batch");
 ABSL_FLAG(std::string, log_file, "-", "log file ('-' for stderr)");
 ABSL_FLAG(std::string, user, "",
@@ -283,6 +286,7 @@ absl::StatusOr<Settings> SettingsFromFlags() {
   o.pool_buffers = absl::GetFlag(FLAGS_pool_buffers);
   o.queue_depth = absl::GetFlag(FLAGS_queue_depth);
   o.batch = absl::GetFlag(FLAGS_batch);
+  o.run_to_completion = absl::GetFlag(FLAGS_run_to_completion);
   if (o.pool_buffers < 64 || o.pool_buffers > (1u << 22)) return Invalid("--pool_buffers: must be 64..4194304");
   if (o.queue_depth < 16 || o.queue_depth > (1u << 22)) return Invalid("--queue_depth: must be 16..4194304");
   if (o.batch < 1 || o.batch > 1024) return Invalid("--batch: must be 1..1024");

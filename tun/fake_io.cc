@@ -36,10 +36,12 @@ void FakeIo::FailWrites(bool fail) {
 
 size_t FakeIo::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop) {
   std::unique_lock<std::mutex> lock(mu_);
-  while (input_.empty()) {
+  // Like a TUN queue: wait up to 100 ms for the first packet.
+  for (int i = 0; i < 5 && input_.empty(); ++i) {
     if (stop.load()) return 0;
     cv_.wait_for(lock, std::chrono::milliseconds(20));
   }
+  if (input_.empty()) return 0;
   size_t n = 0;
   while (n < bufs.size() && !input_.empty()) {
     Bytes& p = input_.front().first;

@@ -41,8 +41,9 @@ class PacketIo {
  public:
   virtual ~PacketIo() = default;
   // Fills up to bufs.size() buffers (each `capacity` bytes) with packets and
-  // returns how many. Waits for the first packet until `stop` is set
-  // (checked at least every 100 ms), then takes only what is ready.
+  // returns how many. Waits for the first packet at most about 100 ms (0
+  // then: nothing came) and not at all once `stop` is set, then takes only
+  // what is ready.
   virtual size_t ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop) = 0;
   // Writes each packet; returns how many were accepted.
   virtual size_t WriteBatch(std::span<const PacketBuf> bufs) = 0;

@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -73,6 +74,11 @@ Pipeline::~Pipeline() { Stop(); }
 void Pipeline::Start() {
   if (started_) return;
   started_ = true;
+  if (opt_.run_to_completion && readers_.size() == 1 && proc_->workers() == 1) {
+    inline_ = true;
+    reader_threads_.emplace_back([this] { InlineLoop(); });
+    return;
+  }
   writer_thread_ = std::thread([this] { WriterLoop(); });
   for (uint32_t w = 0; w < proc_->workers(); ++w) worker_threads_.emplace_back([this, w] { WorkerLoop(w); });
   for (uint32_t r = 0; r < readers_.size(); ++r) reader_threads_.emplace_back([this, r] { ReaderLoop(r); });
@@ -84,6 +90,11 @@ void Pipeline::Stop() {
   // Upstream first, so each stage drains what the one before it left.
   stop_readers_ = true;
   for (auto& t : reader_threads_) t.join();
+  if (inline_) {
+    DrainAfterWorkers();  // writes directly: there is no writer thread
+    pool_free_at_stop_ = pool_.free_approx();
+    return;
+  }
   stop_workers_ = true;
   for (auto& t : worker_threads_) t.join();
   DrainAfterWorkers();
@@ -177,6 +188,7 @@ struct Pipeline::BatchContext {
   std::vector<PacketBuf> released;
   std::vector<Disposition> released_how;
   std::vector<std::vector<PacketBuf>> handoff;  // per target worker
+  bool direct_write = false;  // run to completion: write here, no writer thread
 };
 
 void Pipeline::FinishBatch(uint32_t w, BatchContext& ctx, size_t n, int64_t now) {
@@ -227,8 +239,14 @@ void Pipeline::Route(BatchContext& ctx, PacketBuf* pkts, const Disposition* how,
 
 void Pipeline::Flush(BatchContext& ctx) {
   const uint32_t workers = proc_->workers();
-  if (!ctx.to_write.empty() &&
-      !writer_queue_.try_enqueue_bulk(ctx.writer_token, ctx.to_write.data(), ctx.to_write.size())) {
+  if (ctx.direct_write && !ctx.to_write.empty()) {
+    const size_t n = ctx.to_write.size();
+    const size_t ok = writer_io_->WriteBatch(std::span(ctx.to_write.data(), n));
+    written_.fetch_add(ok, std::memory_order_relaxed);
+    if (ok < n) Drop(PipelineDrop::kWriteFailed, n - ok);
+    ctx.to_free.insert(ctx.to_free.end(), ctx.to_write.begin(), ctx.to_write.end());
+  } else if (!ctx.to_write.empty() &&
+             !writer_queue_.try_enqueue_bulk(ctx.writer_token, ctx.to_write.data(), ctx.to_write.size())) {
     Drop(PipelineDrop::kWriterQueueFull, ctx.to_write.size());
     ctx.to_free.insert(ctx.to_free.end(), ctx.to_write.begin(), ctx.to_write.end());
   }
@@ -272,10 +290,56 @@ void Pipeline::WorkerLoop(uint32_t w) {
   }
 }
 
+void Pipeline::InlineLoop() {
+  PacketIo* io = readers_[0];
+  const uint32_t batch = opt_.batch;
+  auto pool_in = pool_.MakeConsumerToken();
+  BatchContext ctx(*this, batch);
+  ctx.direct_write = true;
+  std::vector<PacketBuf> stash(batch);
+  size_t stashed = 0;
+  std::vector<uint8_t> scratch(kHeadroom + pool_.buffer_size());
+  uint64_t status_seen = 0;
+  while (!stop_readers_.load(std::memory_order_relaxed)) {
+    if (stashed < batch) stashed += pool_.Acquire(pool_in, stash.data() + stashed, batch - stashed);
+    size_t got = 0;
+    if (stashed == 0) {
+      PacketBuf tmp{scratch.data() + kHeadroom, 0, 0, 0, 0};
+      if (io->ReadBatch(std::span(&tmp, 1), pool_.buffer_size(), stop_readers_) > 0) {
+        read_.fetch_add(1, std::memory_order_relaxed);
+        Drop(PipelineDrop::kPoolEmpty);
+      }
+    } else {
+      got = io->ReadBatch(std::span(stash.data(), stashed), pool_.buffer_size(), stop_readers_);
+    }
+    const int64_t now = NowMs();
+    if (got > 0) {
+      read_.fetch_add(got, std::memory_order_relaxed);
+      std::copy(stash.begin(), stash.begin() + got, ctx.pkts.begin());
+      for (size_t i = got; i < stashed; ++i) stash[i - got] = stash[i];
+      stashed -= got;
+      FinishBatch(0, ctx, got, now);
+    }
+    // A processor's hand-off to its only worker comes back here.
+    size_t n;
+    while ((n = worker_queues_[0]->try_dequeue_bulk(ctx.pkts.data(), batch)) > 0) FinishBatch(0, ctx, n, now);
+    proc_->Tick(0, now);
+    RunTasks(0, now);
+    FinishBatch(0, ctx, 0, now);
+    if (const uint64_t gen = status_generation_.load(std::memory_order_relaxed); gen != status_seen) {
+      status_seen = gen;
+      CollectStatus(0, now);
+    }
+  }
+  auto pool_out = pool_.MakeProducerToken();
+  pool_.Release(pool_out, stash.data(), stashed);
+}
+
 void Pipeline::DrainAfterWorkers() {
   // Every worker thread has ended, so this thread may act for any of them.
   // A hand-off leads to at most one more, but loop until the queues are dry.
   BatchContext ctx(*this, opt_.batch);
+  ctx.direct_write = inline_;
   bool any = true;
   while (any) {
     any = false;

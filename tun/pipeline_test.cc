@@ -208,6 +208,58 @@ TEST(PipelineTest, TasksRunOnTheirWorker) {
   EXPECT_EQ(ran.load(), 16);
 }
 
+// One queue, one worker, one thread: the same results, the same order.
+TEST(PipelineTest, RunToCompletion) {
+  FakeIo in, out;
+  ToyProcessor proc(1);
+  PipelineOptions o = SmallOptions();
+  o.run_to_completion = true;
+  std::mutex mu;
+  std::string status;
+  o.on_status = [&](const std::string& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = s;
+  };
+  Pipeline p(o, {&in}, &in, &proc);  // a TUN reads and writes on one fd
+  p.Start();
+  constexpr int kN = 500;
+  for (int i = 0; i < kN; ++i) {
+    // Flow 9 is handed off (to the only worker, itself); flows 0-4 are not.
+    in.Inject(i % 7 == 3 ? Packet(9, uint16_t(i), 3) : Packet(uint8_t(i % 5), uint16_t(i)));
+    if (i % 50 == 49) {
+      ASSERT_TRUE(WaitFor([&] { return in.written_count() == size_t(i + 1); }));
+    }
+  }
+  in.Inject(Packet(0, 0, 1));  // dropped
+  in.Inject(Packet(0, 0, 2));  // status
+  std::atomic<bool> task_ran{false};
+  p.RunOnWorker(0, [&](int64_t) { task_ran = true; });
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !status.empty() && task_ran.load();
+  }));
+  p.Stop();
+  std::map<int, int> last;
+  size_t n = 0;
+  for (const Bytes& b : in.TakeWritten()) {
+    const int seq = b[1] << 8 | b[2];
+    EXPECT_GT(seq, last.count(b[0]) ? last[b[0]] : -1) << "flow " << int(b[0]) << " reordered";
+    last[b[0]] = seq;
+    EXPECT_EQ(b[3], 0xAA);
+    ++n;
+  }
+  EXPECT_EQ(n, size_t(kN));
+  const PipelineTotals t = p.Totals();
+  EXPECT_EQ(t.read, uint64_t(kN) + 2);
+  EXPECT_EQ(t.written, uint64_t(kN));
+  EXPECT_EQ(t.handed_off, uint64_t((kN + 3) / 7));
+  EXPECT_EQ(t.dropped_by_processor, 1u);
+  EXPECT_EQ(t.status, 1u);
+  EXPECT_EQ(t.pool_free_at_stop, t.pool_buffers);
+  EXPECT_FALSE(proc.wrong_thread());
+  EXPECT_NE(status.find("worker 0"), std::string::npos);
+}
+
 TEST(PipelineTest, DropsAndStatusReturnBuffers) {
   FakeIo in, out;
   ToyProcessor proc(2);

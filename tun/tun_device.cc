@@ -70,13 +70,11 @@ size_t TunQueue::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const s
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && errno == EAGAIN) {
       if (n > 0) break;
-      // Nothing ready: wait, waking up to notice `stop`.
-      pollfd p{fd_, POLLIN, 0};
-      while (!stop.load(std::memory_order_relaxed)) {
-        int k = poll(&p, 1, 100);
-        if (k > 0) break;
-      }
+      // Nothing ready: wait up to 100 ms, then let the caller look around
+      // (`stop`, and in run-to-completion mode its timers and tasks).
       if (stop.load(std::memory_order_relaxed)) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) break;
       continue;
     }
     counters_.read_errors.fetch_add(1, std::memory_order_relaxed);
