@@ -19,15 +19,14 @@ other port), C = W2:5000 (other address).
 Exit 0 iff everything is as expected; prints what it saw.
 """
 import argparse
-import ctypes
 import os
 import select
 import socket
 import sys
 import time
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
+from netns_sockets import socket_in
+
 
 ADDRS = {
     4: dict(lan="198.18.0.2", w1="198.19.0.2", w2="198.19.0.3", glob="198.19.0.100"),
@@ -36,20 +35,7 @@ ADDRS = {
 
 
 def udp_socket_in(netns, family, bind):
-    """A UDP socket created (and bound) inside network namespace `netns`."""
-    own = os.open("/proc/self/ns/net", os.O_RDONLY)
-    target = os.open(f"/var/run/netns/{netns}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {netns}")
-        s = socket.socket(socket.AF_INET6 if family == 6 else socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(bind)
-    finally:
-        if _libc.setns(own, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns back")
-        os.close(target)
-        os.close(own)
-    return s
+    return socket_in(netns, family, socket.SOCK_DGRAM, bind)
 
 
 def recv(sock, timeout):

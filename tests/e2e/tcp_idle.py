@@ -16,40 +16,14 @@ listener in wan, a client in lan.
 Exit 0 iff every step worked.
 """
 import argparse
-import ctypes
 import os
 import socket
 import sys
 import time
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
+from netns_sockets import recv_exactly, socket_in
+
 ADDRS = {4: ("198.18.0.2", "198.19.0.2"), 6: ("fd00:18::2", "2001:db8:19::2")}
-
-
-def socket_in(netns, family):
-    own = os.open("/proc/self/ns/net", os.O_RDONLY)
-    target = os.open(f"/var/run/netns/{netns}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {netns}")
-        s = socket.socket(socket.AF_INET6 if family == 6 else socket.AF_INET, socket.SOCK_STREAM)
-    finally:
-        if _libc.setns(own, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns back")
-        os.close(target)
-        os.close(own)
-    return s
-
-
-def recv_exactly(sock, n):
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise EOFError(f"connection closed after {len(buf)} of {n} bytes")
-        buf += chunk
-    return bytes(buf)
 
 
 def exchange(client, server, label):
