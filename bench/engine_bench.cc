@@ -5,6 +5,8 @@
 // packets, each for a session picked at random, translated in place. The
 // template packet is patched with the session's addresses and ports, so every
 // iteration does a real table lookup over all N sessions.
+// BM_EstablishedBatch: the same, in batches of 64 (natd's --batch) through
+// Shard::Process, as the dataplane's workers run it.
 // BM_SessionSetup: new sessions per second, expired between rounds.
 // BM_Expire: the cost of expiring one session (a full table timing out).
 // BM_Memory: bytes the allocator holds per session, table full (capacity is
@@ -51,6 +53,25 @@ void EstablishedArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"family", "proto", "sessions"})->Unit(benchmark::kNanosecond);
 }
 BENCHMARK(BM_Established)->Apply(EstablishedArgs);
+
+void BM_EstablishedBatch(benchmark::State& state) {
+  constexpr uint32_t kBatch = 64;
+  bench::Workload w(int(state.range(0)), uint8_t(state.range(1)), uint32_t(state.range(2)));
+  if (!w.ok()) {
+    state.SkipWithError("session setup failed");
+    return;
+  }
+  size_t k = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(w.TranslateBatch(k, kBatch));
+    k += kBatch;
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * kBatch);
+}
+BENCHMARK(BM_EstablishedBatch)
+    ->ArgsProduct({{4}, {6, 17}, {64512, 1032192}})
+    ->ArgNames({"family", "proto", "sessions"})
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_SessionSetup(benchmark::State& state) {
   constexpr uint32_t kRound = bench::kPorts;

@@ -1,13 +1,16 @@
 // The engine workload the benchmarks share: N established sessions in one
 // shard (EIM mappings; each inside endpoint talks to N / 64512 remote ends
 // when N exceeds the port space), and 64-byte packets for sessions picked at
-// random, patched into a template so every packet is a real lookup.
+// random, patched into a template so every packet is a real lookup; one by
+// one (Shard::ProcessOne) or in batches, as the dataplane hands them over
+// (Shard::Process).
 #ifndef NATD_BENCH_ENGINE_WORKLOAD_H_
 #define NATD_BENCH_ENGINE_WORKLOAD_H_
 
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "nat/engine.h"
@@ -16,6 +19,7 @@
 namespace natd::bench {
 
 inline constexpr uint32_t kPorts = 64512;  // 1024-65535
+inline constexpr uint32_t kMaxBatch = 256;
 
 inline EngineConfig BenchConfig(uint32_t sessions) {
   EngineConfig c;
@@ -81,6 +85,25 @@ class Workload {
     Load(order_[k & (order_.size() - 1)]);
     return shard().ProcessOne(buf_.data(), uint32_t(buf_.size()), 1).action == Action::kForward;
   }
+  // Translates packets k .. k + n - 1 of the walk (n <= kMaxBatch) as one
+  // batch, each in its own buffer; returns how many were forwarded.
+  int TranslateBatch(size_t k, uint32_t n) {
+    if (batch_.empty()) {
+      batch_.resize(size_t(kMaxBatch) * kSlot);
+      refs_.resize(kMaxBatch);
+      verdicts_.resize(kMaxBatch);
+    }
+    for (uint32_t i = 0; i < n; ++i) {
+      uint8_t* b = batch_.data() + size_t(i) * kSlot;
+      std::memcpy(b, tmpl_.data(), tmpl_.size());
+      PatchPacket(b, family_, order_[(k + i) & (order_.size() - 1)]);
+      refs_[i] = PacketRef{b, uint32_t(tmpl_.size()), 0, false, false};
+    }
+    shard().Process(std::span(refs_.data(), n), std::span(verdicts_.data(), n), 1);
+    int forwarded = 0;
+    for (uint32_t i = 0; i < n; ++i) forwarded += verdicts_[i].action == Action::kForward;
+    return forwarded;
+  }
 
  private:
   void Load(uint32_t i) {
@@ -95,6 +118,10 @@ class Workload {
   testing::Bytes tmpl_;
   std::vector<uint8_t> buf_;
   std::vector<uint32_t> order_;
+  static constexpr size_t kSlot = 128;  // a batch's buffers, one per packet
+  std::vector<uint8_t> batch_;
+  std::vector<PacketRef> refs_;
+  std::vector<Verdict> verdicts_;
   bool ok_ = false;
 };
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -432,6 +433,92 @@ TEST(EngineSteering, UnknownInboundGoesSomewhereAndIsDropped) {
   Bytes junk = {0x45, 0, 0};
   EXPECT_EQ(e.ShardOf(junk.data(), junk.size()), 0u);
   EXPECT_EQ(e.ShardOf(junk.data(), 0), 0u);
+}
+
+// Shard::Process with enough sessions to look ahead (prefetching) decides
+// every packet as ProcessOne does, one by one: two engines alike, the same
+// packets, batch against one by one.
+TEST(EngineBatch, ProcessDecidesAsProcessOne) {
+  EngineConfig cfg = BaseConfig();
+  cfg.max_sessions = 20000;
+  NullEventSink sink;
+  auto a = Engine::Create(cfg, &sink), b = Engine::Create(cfg, &sink);
+  ASSERT_TRUE(a.ok() && b.ok());
+  Shard& batched = (*a)->shard(0);
+  Shard& single = (*b)->shard(0);
+  Rng rng(99);
+  // A packet: outbound from one of 3000 inside endpoints (v4 or v6, TCP or
+  // UDP) to one of 4 servers, an answer to one, or something else.
+  std::vector<uint16_t> ext4(3000, 0), ext6(3000, 0);
+  auto packet = [&](int i) {
+    const int kind = int(rng.Below(10));
+    const uint32_t ep = rng.Below(3000);
+    const bool v6 = rng.Below(4) == 0;
+    PacketSpec sp;
+    sp.family = v6 ? 6 : 4;
+    sp.proto = ep % 3 == 0 ? kProtoTcp : kProtoUdp;
+    sp.tcp_flags = rng.Below(8) == 0 ? kTcpSyn : kTcpAck;
+    const std::string inside = v6 ? "fd00:18::" + std::to_string(1 + ep / 250) : "10.1.0." + std::to_string(1 + ep / 250);
+    const std::string server = v6 ? "2001:db8:7::" + std::to_string(1 + ep % 4) : "203.0.113." + std::to_string(1 + ep % 4);
+    const uint16_t ext = (v6 ? ext6 : ext4)[ep];
+    if (kind < 6 || ext == 0) {
+      sp.src = inside, sp.dst = server, sp.sport = uint16_t(10000 + ep % 250), sp.dport = 53;
+    } else if (kind < 9) {
+      sp.src = server, sp.dst = v6 ? kGlobal6 : kGlobal4, sp.sport = 53, sp.dport = kind == 8 ? uint16_t(ext + 1) : ext;
+    } else {
+      sp.src = inside, sp.dst = server, sp.proto = v6 ? kProtoIcmp6 : kProtoIcmp, sp.sport = uint16_t(ep);
+      if (v6) sp.icmp_type = 128;
+    }
+    Bytes p = Build(sp);
+    if (i % 97 == 0) p.resize(rng.Below(uint32_t(p.size())));  // cut short, even below 20 bytes
+    return std::make_pair(p, std::make_pair(v6, ep));
+  };
+  int64_t now = 0;
+  // 3000 x 2 sessions first, one by one in both (the batch looks ahead from 4096).
+  for (int i = 0; i < 20000; ++i) {
+    auto [p, who] = packet(i);
+    Bytes q = p;
+    const Verdict va = batched.ProcessOne(p.data(), uint32_t(p.size()), now);
+    ASSERT_EQ(va, single.ProcessOne(q.data(), uint32_t(q.size()), now));
+    ASSERT_EQ(p, q);
+    if (va.action == Action::kForward && p.size() >= 40 && (p[0] >> 4) == 4 && p[9] != kProtoIcmp &&
+        V4(kGlobal4) == Ip4::Load(p.data() + 12)) {
+      ext4[who.second] = uint16_t(p[20] << 8 | p[21]);
+    }
+    if (va.action == Action::kForward && p.size() >= 60 && (p[0] >> 4) == 6 && p[6] != kProtoIcmp6 &&
+        V6(kGlobal6) == Ip6::Load(p.data() + 8)) {
+      ext6[who.second] = uint16_t(p[40] << 8 | p[41]);
+    }
+    now += i % 64 == 0;
+  }
+  ASSERT_GE(batched.counters().sessions_inserted.value() - batched.counters().sessions_removed.value(), 4096u);
+  // Then batches of every size up to 64.
+  size_t forwarded = 0;
+  for (int round = 0; round < 200; ++round) {
+    const uint32_t n = 1 + rng.Below(64);
+    std::vector<Bytes> pa, pb;
+    for (uint32_t i = 0; i < n; ++i) {
+      Bytes p = packet(int(i)).first;
+      p.resize(p.size() + 64);  // room for a reply
+      pa.push_back(p);
+      pb.push_back(p);
+    }
+    std::vector<PacketRef> refs(n);
+    std::vector<Verdict> verdicts(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      refs[i] = PacketRef{pa[i].data(), uint32_t(pa[i].size() - 64), uint32_t(pa[i].size()), false, false};
+    }
+    batched.Process(std::span(refs), std::span(verdicts), now);
+    for (uint32_t i = 0; i < n; ++i) {
+      PacketRef one{pb[i].data(), uint32_t(pb[i].size() - 64), uint32_t(pb[i].size()), false, false};
+      ASSERT_EQ(verdicts[i], single.ProcessOne(one, now)) << "round " << round << ", packet " << i;
+      ASSERT_EQ(refs[i].len, one.len);
+      ASSERT_EQ(pa[i], pb[i]) << "round " << round << ", packet " << i;
+      forwarded += verdicts[i].action == Action::kForward;
+    }
+    now += 10;
+  }
+  EXPECT_GT(forwarded, 3000u);
 }
 
 TEST(EngineStatus, StatusAddressGetsStatusAction) {

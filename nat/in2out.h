@@ -32,9 +32,10 @@
 
 namespace natd {
 
+// Inlined: one caller (Shard::Translate), on every outbound packet.
 template <typename Addr>
-DropReason TranslateOutbound(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode,
-                             int64_t now) {
+[[gnu::always_inline]] inline DropReason TranslateOutbound(MappingTable<Addr>& table, uint8_t* d, const PacketView& v,
+                                                           ChecksumMode mode, int64_t now) {
   uint8_t* src = d + v.src_addr_offset();
   const Addr remote = Addr::Load(d + v.dst_addr_offset());
   auto r = table.Outbound(Addr::Load(src), v.src_port, remote, v.remote_port_of(v.dst_port), v.tcp_flags, v.len, now);

@@ -32,7 +32,13 @@
 // Entries live in vectors sized at start (capacity fixed; a full table is a
 // clean refusal); the hash maps hold indices, never pointers, because
 // flat_hash_map moves its slots on rehash, and they are reserve()d at start.
-// Sessions sit on one ExpiryList per timeout class.
+//
+// Expiry is lazy (see Expire): a packet only moves its session's
+// expires_ms forward. Every session sits on one list, ordered by the expiry
+// it had when it was put there (its "linked" expiry, never later than
+// expires_ms): one list per timeout class for sessions linked by a packet
+// (a new session, a TCP timeout class change), and a ladder of lists for
+// sessions that expiry found refreshed since.
 //
 // Save / CheckRestore / Restore carry the live entries across a restart of
 // natd (nat/state_file.h): a restore goes through the same CreateMapping /
@@ -44,6 +50,7 @@
 #define NATD_NAT_MAPPING_TABLE_H_
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -185,27 +192,32 @@ template <typename Addr>
 class MappingTable {
  public:
   struct Mapping {
+    // What every packet reads or writes comes first, together, so that a
+    // packet touches as few cache lines of the mapping as it can.
     Addr inside;
-    Addr remote_key;  // the remote part of the mapping key (zero for EIM)
     uint16_t inside_port = 0;
     uint16_t external_port = 0;
-    uint16_t remote_port_key = 0;
     uint16_t ip_delta = 0;  // checksum delta of inside addr -> global (IPv4 header, pseudo-header)
     uint16_t l4_delta = 0;  // delta of the L4 checksum for address and port
     uint32_t sessions = 0;
-    uint32_t next_free = kNil;
-    bool pinned = false;  // an explicit mapping: lives without sessions
-    int64_t created_ms = 0;
     int64_t last_ms = 0;
     uint64_t packets_out = 0, bytes_out = 0, packets_in = 0, bytes_in = 0;
+    Addr remote_key;  // the remote part of the mapping key (zero for EIM)
+    uint16_t remote_port_key = 0;
+    bool pinned = false;  // an explicit mapping: lives without sessions
+    uint32_t next_free = kNil;
+    int64_t created_ms = 0;
   };
-  struct Session {
+  // IPv4: 32 bytes, aligned so that none straddles two cache lines (the
+  // allocator's own alignment, 16, would split every other one).
+  struct alignas(sizeof(Addr) == 4 ? 32 : alignof(Addr)) Session {
     uint32_t mapping = kNil;
     uint32_t prev = kNil, next = kNil;  // expiry list, or free list (next)
     Addr remote;
     uint16_t remote_port = 0;
     uint8_t tcp_state = 0;
     uint8_t timeout_class = 0;  // 0: main/transitory, 1: TCP established
+    uint32_t lag = 0;  // expires_ms - the expiry its list is ordered by (in padding)
     int64_t expires_ms = 0;
   };
   struct Result {
@@ -218,12 +230,15 @@ class MappingTable {
                Counters* counters, EventSink* events)
       : cfg_(config), global_(global), shard_(shard), plan_(plan), slice_(&plan->Slice(shard)), rng_(rng),
         counters_(counters), events_(events) {
-    sessions_.resize(cfg_.capacity);
+    // Sessions, then the expiry lists' heads (circular lists through a
+    // sentinel entry each, so that unlinking needs no list).
+    sessions_.resize(size_t(cfg_.capacity) + kLists);
     mappings_.resize(cfg_.capacity);
     for (uint32_t i = 0; i < cfg_.capacity; ++i) {
       sessions_[i].next = i + 1 < cfg_.capacity ? i + 1 : kNil;
       mappings_[i].next_free = i + 1 < cfg_.capacity ? i + 1 : kNil;
     }
+    for (uint32_t l = 0; l < kLists; ++l) sessions_[Sentinel(l)].prev = sessions_[Sentinel(l)].next = Sentinel(l);
     free_session_ = cfg_.capacity ? 0 : kNil;
     free_mapping_ = cfg_.capacity ? 0 : kNil;
     by_inside_.reserve(cfg_.capacity);
@@ -248,47 +263,65 @@ class MappingTable {
   MappingTable& operator=(const MappingTable&) = delete;
 
   // An inside endpoint sends to a remote one: finds its session or makes one
-  // (and a mapping, if the behaviour needs a new one).
-  Result Outbound(const Addr& inside, uint16_t inside_port, const Addr& remote, uint16_t remote_port,
-                  uint8_t tcp_flags, uint32_t bytes, int64_t now) {
-    uint32_t s;
+  // (and a mapping, if the behaviour needs a new one). Only the packet of a
+  // session that exists (nearly every packet) is inlined here.
+  [[gnu::always_inline]] Result Outbound(const Addr& inside, uint16_t inside_port, const Addr& remote,
+                                         uint16_t remote_port, uint8_t tcp_flags, uint32_t bytes, int64_t now) {
     auto it = by_inside_.find(InsideKey<Addr>{inside, remote, inside_port, remote_port});
-    if (it != by_inside_.end()) {
-      s = it->second;
-    } else {
-      if (is_tcp() && (tcp_flags & kTcpRst)) return {DropReason::kTcpNoSession, kNil};
-      InsideKey<Addr> mkey = MappingKeyOf(inside, inside_port, remote, remote_port);
-      uint32_t m;
-      auto mit = by_key_.find(mkey);
-      if (mit == by_key_.end() && !explicit_.empty()) {
-        // The endpoint's explicit mapping serves every destination.
-        auto eit = explicit_.find(EndpointKey<Addr>{inside, inside_port});
-        if (eit != explicit_.end()) mit = by_key_.find(KeyOf(mappings_[eit->second.mapping]));
-      }
-      if (mit != by_key_.end()) {
-        m = mit->second;
-        if (free_session_ == kNil) return Refuse(m, remote, remote_port, DropReason::kTableFull);
-        if (OverQuota(inside)) return Refuse(m, remote, remote_port, DropReason::kHostQuota);
-      } else {
-        if (free_session_ == kNil) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kTableFull);
-        if (OverQuota(inside)) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kHostQuota);
-        uint16_t port = AllocatePort(inside, inside_port, remote, remote_port);
-        if (port == 0) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kNoPort);
-        m = CreateMapping(mkey, inside, inside_port, port, remote, remote_port, now);
-      }
-      s = CreateSession(m, remote, remote_port, now);
-      if (is_tcp() && !(tcp_flags & kTcpSyn)) sessions_[s].tcp_state = kTcpStMidstream;
+    if (it == by_inside_.end()) [[unlikely]] {
+      return OutboundNew(inside, inside_port, remote, remote_port, tcp_flags, bytes, now);
     }
+    const uint32_t s = it->second;
+    Touch(s, Direction::kOut, tcp_flags, bytes, now);
+    return {DropReason::kNone, s};
+  }
+
+  // Outbound for a packet without a session.
+  [[gnu::noinline]] Result OutboundNew(const Addr& inside, uint16_t inside_port, const Addr& remote,
+                                       uint16_t remote_port, uint8_t tcp_flags, uint32_t bytes, int64_t now) {
+    if (is_tcp() && (tcp_flags & kTcpRst)) return {DropReason::kTcpNoSession, kNil};
+    InsideKey<Addr> mkey = MappingKeyOf(inside, inside_port, remote, remote_port);
+    uint32_t m;
+    auto mit = by_key_.find(mkey);
+    if (mit == by_key_.end() && !explicit_.empty()) {
+      // The endpoint's explicit mapping serves every destination.
+      auto eit = explicit_.find(EndpointKey<Addr>{inside, inside_port});
+      if (eit != explicit_.end()) mit = by_key_.find(KeyOf(mappings_[eit->second.mapping]));
+    }
+    if (mit != by_key_.end()) {
+      m = mit->second;
+      if (free_session_ == kNil) return Refuse(m, remote, remote_port, DropReason::kTableFull);
+      if (OverQuota(inside)) return Refuse(m, remote, remote_port, DropReason::kHostQuota);
+    } else {
+      if (free_session_ == kNil) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kTableFull);
+      if (OverQuota(inside)) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kHostQuota);
+      uint16_t port = AllocatePort(inside, inside_port, remote, remote_port);
+      if (port == 0) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kNoPort);
+      m = CreateMapping(mkey, inside, inside_port, port, remote, remote_port, now);
+    }
+    const uint32_t s = CreateSession(m, remote, remote_port, now);
+    if (is_tcp() && !(tcp_flags & kTcpSyn)) sessions_[s].tcp_state = kTcpStMidstream;
     Touch(s, Direction::kOut, tcp_flags, bytes, now);
     return {DropReason::kNone, s};
   }
 
   // A remote endpoint sends to an external port: finds the session, or makes
   // one when the mapping's filtering lets this remote end in.
-  Result Inbound(uint16_t external_port, const Addr& remote, uint16_t remote_port, uint8_t tcp_flags, uint32_t bytes,
-                 int64_t now) {
-    uint32_t s = FindOutside(external_port, remote, remote_port);
-    if (s == kNil && !explicit_ports_.empty()) {
+  [[gnu::always_inline]] Result Inbound(uint16_t external_port, const Addr& remote, uint16_t remote_port,
+                                        uint8_t tcp_flags, uint32_t bytes, int64_t now) {
+    const uint32_t s = FindOutside(external_port, remote, remote_port);
+    if (s == kNil) [[unlikely]] {
+      return InboundNew(external_port, remote, remote_port, tcp_flags, bytes, now);
+    }
+    Touch(s, Direction::kIn, tcp_flags, bytes, now);
+    return {DropReason::kNone, s};
+  }
+
+  // Inbound for a packet without a session.
+  [[gnu::noinline]] Result InboundNew(uint16_t external_port, const Addr& remote, uint16_t remote_port,
+                                      uint8_t tcp_flags, uint32_t bytes, int64_t now) {
+    uint32_t s = kNil;
+    if (!explicit_ports_.empty()) {
       // An explicit mapping lets anyone in (RFC 6887 §11: MAP filters nothing).
       auto eit = explicit_ports_.find(external_port);
       if (eit != explicit_ports_.end()) {
@@ -324,6 +357,33 @@ class MappingTable {
     return {DropReason::kNone, s};
   }
 
+  // Look-ahead for a batch (Shard::Process), in two steps a few packets
+  // apart: the hash slots that Outbound / Inbound will read for a packet,
+  // then, once those are near, its session's entry. Nothing else happens.
+  // GCC deems a function whose only effect is a prefetch pure and drops
+  // calls to it (absl's prefetch() included, unless inlined): hence flatten
+  // and the empty asm volatile statements.
+  [[gnu::flatten]] void PrefetchOutbound(const Addr& inside, uint16_t inside_port, const Addr& remote,
+                                         uint16_t remote_port) const {
+    by_inside_.prefetch(InsideKey<Addr>{inside, remote, inside_port, remote_port});
+    asm volatile("");
+  }
+  [[gnu::flatten]] void PrefetchInbound(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
+    by_outside_.prefetch(OutsideKey<Addr>{remote, external_port, remote_port});
+    asm volatile("");
+  }
+  void PrefetchOutboundSession(const Addr& inside, uint16_t inside_port, const Addr& remote,
+                               uint16_t remote_port) const {
+    auto it = by_inside_.find(InsideKey<Addr>{inside, remote, inside_port, remote_port});
+    if (it != by_inside_.end()) __builtin_prefetch(&sessions_[it->second]);
+    asm volatile("");
+  }
+  void PrefetchInboundSession(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
+    auto it = by_outside_.find(OutsideKey<Addr>{remote, external_port, remote_port});
+    if (it != by_outside_.end()) __builtin_prefetch(&sessions_[it->second]);
+    asm volatile("");
+  }
+
   // Lookups without side effects, for ICMP errors (which never create state).
   uint32_t FindOutside(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
     auto it = by_outside_.find(OutsideKey<Addr>{remote, external_port, remote_port});
@@ -334,14 +394,38 @@ class MappingTable {
     return it == by_inside_.end() ? kNil : it->second;
   }
 
-  // Removes every session whose time has come; returns how many.
+  // Removes every session whose time has come (expires_ms <= now); returns
+  // how many. Each list is ordered by linked expiry, which is never later
+  // than a session's expires_ms, so the sessions due are among each list's
+  // first ones whose linked expiry has come: those due are removed, the
+  // others (refreshed since they were linked) go to the ladder: ladder list j
+  // takes sessions linked at now + 2^j, j the highest bit of their time left,
+  // so each ladder list, too, is in order, a session left alone for its
+  // timeout is removed after as many moves as its time left had bits set,
+  // and one kept busy moves about twice per timeout, not once per packet.
+  // Nothing to do (the common case) costs a comparison.
   size_t Expire(int64_t now) {
     if (!explicit_.empty() && now >= explicit_next_due_) ExpireExplicit(now);
+    if (now < next_due_) return 0;
+    next_due_ = INT64_MAX;
     size_t n = 0;
-    for (ExpiryList& list : lists_) {
-      while (list.head() != kNil && sessions_[list.head()].expires_ms <= now) {
-        RemoveSession(list.head(), RemoveReason::kExpired);
-        ++n;
+    for (uint32_t l = 0; l < kLists; ++l) {
+      if (l >= kClasses && !(ladder_used_ >> (l - kClasses) & 1)) continue;
+      const uint32_t head = Sentinel(l);
+      uint32_t s;
+      while ((s = sessions_[head].next) != head && Linked(s) <= now) {
+        if (sessions_[s].expires_ms <= now) {
+          RemoveSession(s, RemoveReason::kExpired);
+          ++n;
+        } else {
+          Unlink(s);
+          LinkLadder(s, now);
+        }
+      }
+      if (s != head) {
+        next_due_ = std::min(next_due_, Linked(s));
+      } else if (l >= kClasses) {
+        ladder_used_ &= ~(uint64_t(1) << (l - kClasses));
       }
     }
     return n;
@@ -350,26 +434,42 @@ class MappingTable {
   // Live settings (natd's SIGHUP): the timeouts, inbound refresh and host
   // quota of `live`; the rest of the configuration stays. New sessions and
   // refreshes use the new timeouts; a session keeps its expiry, except that
-  // none is left due later than now + a shortened timeout (which also keeps
-  // each expiry list sorted). A host above a lowered quota keeps its
-  // sessions and gets no new one until under it.
+  // none is left due later than now + a shortened timeout. A host above a
+  // lowered quota keeps its sessions and gets no new one until under it.
   void SetLive(const TableConfig& live, int64_t now) {
-    const int64_t timeouts[2] = {live.timeout_ms, live.established_timeout_ms};
-    const int64_t before[2] = {cfg_.timeout_ms, cfg_.established_timeout_ms};
-    for (int k = 0; k < 2; ++k) {
-      if (timeouts[k] <= 0 || timeouts[k] >= before[k]) continue;
-      for (uint32_t s = lists_[k].head(); s != kNil; s = sessions_[s].next) {
-        sessions_[s].expires_ms = std::min(sessions_[s].expires_ms, now + timeouts[k]);
-      }
+    const int64_t timeouts[kClasses] = {live.timeout_ms, live.established_timeout_ms};
+    const int64_t before[kClasses] = {cfg_.timeout_ms, cfg_.established_timeout_ms};
+    int64_t cap[kClasses];
+    bool any = false;
+    for (uint32_t k = 0; k < kClasses; ++k) {
+      const bool shorter = timeouts[k] > 0 && timeouts[k] < before[k];
+      cap[k] = shorter ? now + timeouts[k] : INT64_MAX;
+      any |= shorter;
+    }
+    if (any) {
+      // A capped session whose linked expiry is now later than its expiry
+      // goes to its class's list, linked at the cap: every other session of
+      // the class there is linked no later (the list holds that class only).
+      std::vector<uint32_t> relink;
+      ForEachSessionIndex([&](uint32_t s) {
+        Session& ss = sessions_[s];
+        const int64_t c = cap[ss.timeout_class];
+        if (ss.expires_ms <= c) return;
+        const int64_t linked = Linked(s);
+        ss.expires_ms = c;
+        if (linked <= c) {
+          ss.lag = uint32_t(c - linked);
+        } else {
+          Unlink(s);  // the walk has its next already
+          relink.push_back(s);
+        }
+      });
+      for (uint32_t s : relink) Link(Sentinel(sessions_[s].timeout_class), s, sessions_[s].expires_ms);
     }
     if (live.host_quota == 0) {
       hosts_.clear();
     } else if (cfg_.host_quota == 0) {  // not counted so far
-      for (const ExpiryList& list : lists_) {
-        for (uint32_t s = list.head(); s != kNil; s = sessions_[s].next) {
-          ++hosts_[mappings_[sessions_[s].mapping].inside];
-        }
-      }
+      ForEachSessionIndex([&](uint32_t s) { ++hosts_[mappings_[sessions_[s].mapping].inside]; });
     }
     cfg_.timeout_ms = live.timeout_ms;
     cfg_.established_timeout_ms = live.established_timeout_ms;
@@ -380,9 +480,12 @@ class MappingTable {
   // Removes everything (shutdown, tests).
   void Flush() {
     while (!explicit_.empty()) UnpinExplicit(explicit_.begin());
-    for (ExpiryList& list : lists_) {
-      while (list.head() != kNil) RemoveSession(list.head(), RemoveReason::kFlushed);
+    for (uint32_t l = 0; l < kLists; ++l) {
+      const uint32_t head = Sentinel(l);
+      while (sessions_[head].next != head) RemoveSession(sessions_[head].next, RemoveReason::kFlushed);
     }
+    ladder_used_ = 0;
+    next_due_ = INT64_MAX;
   }
 
   // --- Explicit mappings (PCP / NAT-PMP) ---------------------------------
@@ -483,12 +586,11 @@ class MappingTable {
   const TableConfig& config() const { return cfg_; }
   const Addr& global() const { return global_; }
 
-  // Visits every live session with its mapping, oldest expiry first per class.
+  // Visits every live session with its mapping (in the order of the expiry
+  // lists, not of expiry).
   template <typename Fn>
   void ForEachSession(Fn&& fn) const {
-    for (const ExpiryList& list : lists_) {
-      for (uint32_t s = list.head(); s != kNil; s = sessions_[s].next) fn(mappings_[sessions_[s].mapping], sessions_[s]);
-    }
+    ForEachSessionIndex([&](uint32_t s) { fn(mappings_[sessions_[s].mapping], sessions_[s]); });
   }
 
   // Saving and restoring the table across a restart of natd (state_file.h).
@@ -521,30 +623,28 @@ class MappingTable {
     std::vector<SavedMapping> out;
     absl::flat_hash_map<uint32_t, size_t> slot;  // mapping index -> position in out
     slot.reserve(by_key_.size());
-    for (const ExpiryList& list : lists_) {
-      for (uint32_t s = list.head(); s != kNil; s = sessions_[s].next) {
-        const Session& ss = sessions_[s];
-        if (ss.expires_ms <= now) continue;
-        auto [it, inserted] = slot.try_emplace(ss.mapping, out.size());
-        if (inserted) {
-          const Mapping& mp = mappings_[ss.mapping];
-          SavedMapping& sm = out.emplace_back();
-          sm.inside = mp.inside;
-          sm.remote_key = mp.remote_key;
-          sm.inside_port = mp.inside_port;
-          sm.external_port = mp.external_port;
-          sm.remote_port_key = mp.remote_port_key;
-          sm.age_ms = now - mp.created_ms;
-          sm.idle_ms = now - mp.last_ms;
-          sm.packets_out = mp.packets_out;
-          sm.bytes_out = mp.bytes_out;
-          sm.packets_in = mp.packets_in;
-          sm.bytes_in = mp.bytes_in;
-        }
-        out[it->second].sessions.push_back(
-            SavedSession{ss.remote, ss.remote_port, ss.tcp_state, ss.timeout_class, ss.expires_ms - now});
+    ForEachSessionIndex([&](uint32_t s) {
+      const Session& ss = sessions_[s];
+      if (ss.expires_ms <= now) return;
+      auto [it, inserted] = slot.try_emplace(ss.mapping, out.size());
+      if (inserted) {
+        const Mapping& mp = mappings_[ss.mapping];
+        SavedMapping& sm = out.emplace_back();
+        sm.inside = mp.inside;
+        sm.remote_key = mp.remote_key;
+        sm.inside_port = mp.inside_port;
+        sm.external_port = mp.external_port;
+        sm.remote_port_key = mp.remote_port_key;
+        sm.age_ms = now - mp.created_ms;
+        sm.idle_ms = now - mp.last_ms;
+        sm.packets_out = mp.packets_out;
+        sm.bytes_out = mp.bytes_out;
+        sm.packets_in = mp.packets_in;
+        sm.bytes_in = mp.bytes_in;
       }
-    }
+      out[it->second].sessions.push_back(
+          SavedSession{ss.remote, ss.remote_port, ss.tcp_state, ss.timeout_class, ss.expires_ms - now});
+    });
     return out;
   }
 
@@ -673,7 +773,7 @@ class MappingTable {
     for (const Pending& p : pending) {
       const uint32_t s = CreateSession(p.mapping, p.session->remote, p.session->remote_port, now);
       sessions_[s].tcp_state = p.session->tcp_state;
-      Refresh(s, p.session->timeout_class, p.remaining_ms, now);
+      Relink(s, p.session->timeout_class, now + p.remaining_ms);
     }
     return pending.size();
   }
@@ -878,7 +978,7 @@ class MappingTable {
     ss.remote = remote;
     ss.remote_port = remote_port;
     ss.expires_ms = now + cfg_.timeout_ms;
-    lists_[0].PushBack(sessions_, s);
+    Link(Sentinel(0), s, ss.expires_ms);
     by_inside_.emplace(InsideKey<Addr>{mp.inside, remote, mp.inside_port, remote_port}, s);
     by_outside_.emplace(OutsideKey<Addr>{remote, mp.external_port, remote_port}, s);
     if (track_addr_) {
@@ -895,7 +995,7 @@ class MappingTable {
     Session& ss = sessions_[s];
     const uint32_t m = ss.mapping;
     Mapping& mp = mappings_[m];
-    lists_[ss.timeout_class].Remove(sessions_, s);
+    Unlink(s);
     by_inside_.erase(InsideKey<Addr>{mp.inside, ss.remote, mp.inside_port, ss.remote_port});
     by_outside_.erase(OutsideKey<Addr>{ss.remote, mp.external_port, ss.remote_port});
     if (track_addr_) {
@@ -914,7 +1014,7 @@ class MappingTable {
   }
 
   // Accounts a packet, advances TCP state and refreshes the session's timer.
-  void Touch(uint32_t s, Direction dir, uint8_t tcp_flags, uint32_t bytes, int64_t now) {
+  [[gnu::always_inline]] void Touch(uint32_t s, Direction dir, uint8_t tcp_flags, uint32_t bytes, int64_t now) {
     Session& ss = sessions_[s];
     Mapping& mp = mappings_[ss.mapping];
     mp.last_ms = now;
@@ -961,12 +1061,90 @@ class MappingTable {
     return st;
   }
 
-  void Refresh(uint32_t s, uint8_t klass, int64_t timeout, int64_t now) {
+  // A packet's refresh: only the expiry moves (later, and its linked expiry
+  // stays), unless the timeout class changes, the expiry would be earlier
+  // than the linked one, or too far from it for `lag`: then it is linked
+  // again, at the tail of its class's list.
+  [[gnu::always_inline]] void Refresh(uint32_t s, uint8_t klass, int64_t timeout, int64_t now) {
     Session& ss = sessions_[s];
-    lists_[ss.timeout_class].Remove(sessions_, s);
+    const int64_t expires = now + timeout;
+    const int64_t lag = int64_t(ss.lag) + (expires - ss.expires_ms);
+    if (klass == ss.timeout_class && uint64_t(lag) <= UINT32_MAX) [[likely]] {
+      ss.expires_ms = expires;
+      ss.lag = uint32_t(lag);
+      return;
+    }
+    Relink(s, klass, expires);
+  }
+
+  // --- Expiry lists -----------------------------------------------------
+  // Lists 0 and 1: the timeout classes; 2..: the ladder (see Expire). A
+  // list is circular through its sentinel, sessions_[Sentinel(l)].
+  static constexpr uint32_t kClasses = 2;
+  static constexpr uint32_t kLadder = 64;
+  static constexpr uint32_t kLists = kClasses + kLadder;
+  uint32_t Sentinel(uint32_t list) const { return cfg_.capacity + list; }
+
+  int64_t Linked(uint32_t s) const { return sessions_[s].expires_ms - sessions_[s].lag; }
+
+  // Links s (expires_ms set) into the list of sentinel `head` at `linked`
+  // (<= expires_ms, and within UINT32_MAX of it): at the tail, unless the
+  // tail is linked later (only when time went backwards), then in order.
+  void Link(uint32_t head, uint32_t s, int64_t linked) {
+    Session& ss = sessions_[s];
+    ss.lag = uint32_t(ss.expires_ms - linked);
+    uint32_t after = sessions_[head].prev;
+    while (after != head && Linked(after) > linked) after = sessions_[after].prev;
+    const uint32_t before = sessions_[after].next;
+    ss.prev = after;
+    ss.next = before;
+    sessions_[after].next = s;
+    sessions_[before].prev = s;
+    if (after == head) next_due_ = std::min(next_due_, linked);
+  }
+
+  void Unlink(uint32_t s) {
+    Session& ss = sessions_[s];
+    sessions_[ss.prev].next = ss.next;
+    sessions_[ss.next].prev = ss.prev;
+    ss.prev = ss.next = kNil;
+  }
+
+  // A session in class `klass` expiring at `expires`, linked there anew.
+  void Relink(uint32_t s, uint8_t klass, int64_t expires) {
+    Unlink(s);
+    Session& ss = sessions_[s];
     ss.timeout_class = klass;
-    ss.expires_ms = now + timeout;
-    lists_[klass].PushBack(sessions_, s);
+    ss.expires_ms = expires;
+    Link(Sentinel(klass), s, expires);
+  }
+
+  // Expire found s refreshed (expires_ms > now): onto the ladder.
+  void LinkLadder(uint32_t s, int64_t now) {
+    Session& ss = sessions_[s];
+    const uint64_t left = uint64_t(ss.expires_ms - now);
+    const uint32_t j = uint32_t(std::bit_width(left)) - 1;
+    const uint64_t step = uint64_t(1) << j;
+    if (left - step > UINT32_MAX) [[unlikely]] {
+      // Only with timeouts of months: its class's list, in order.
+      Link(Sentinel(ss.timeout_class), s, ss.expires_ms - int64_t(UINT32_MAX));
+      return;
+    }
+    ladder_used_ |= uint64_t(1) << j;
+    Link(Sentinel(kClasses + j), s, now + int64_t(step));
+  }
+
+  // fn(session index) for every live session, list by list.
+  template <typename Fn>
+  void ForEachSessionIndex(Fn&& fn) const {
+    for (uint32_t l = 0; l < kLists; ++l) {
+      const uint32_t head = Sentinel(l);
+      for (uint32_t s = sessions_[head].next; s != head;) {
+        const uint32_t next = sessions_[s].next;
+        fn(s);
+        s = next;
+      }
+    }
   }
 
   Result Refuse(uint32_t m, const Addr& remote, uint16_t remote_port, DropReason why) {
@@ -1011,7 +1189,8 @@ class MappingTable {
   std::vector<Mapping> mappings_;
   uint32_t free_session_ = kNil;
   uint32_t free_mapping_ = kNil;
-  ExpiryList lists_[2];
+  uint64_t ladder_used_ = 0;  // bit j: ladder list j may hold sessions
+  int64_t next_due_ = INT64_MAX;  // no list's first session is linked earlier
 
   absl::flat_hash_map<InsideKey<Addr>, uint32_t, TableHash> by_inside_;
   absl::flat_hash_map<OutsideKey<Addr>, uint32_t, TableHash> by_outside_;
@@ -1026,6 +1205,11 @@ class MappingTable {
   std::vector<uint16_t> port_users_;  // shared-port presets with explicit mappings: mappings per port
   int64_t explicit_next_due_ = INT64_MAX;
 };
+
+static_assert(sizeof(MappingTable<Ip4>::Session) == 32, "an IPv4 session is half a cache line");
+static_assert(sizeof(MappingTable<Ip4>::Mapping) == 80 && sizeof(MappingTable<Ip6>::Mapping) == 104,
+              "mappings: no padding to speak of");
+static_assert(sizeof(MappingTable<Ip6>::Session) == 48, "an IPv6 session: 44 bytes + alignment");
 
 }  // namespace natd
 

@@ -951,6 +951,58 @@ TYPED_TEST(MappingTableTest, ExpireRemovesExactlyWhatIsDue) {
   EXPECT_EQ(h.sink.removed.size(), 50u);
 }
 
+// Expiry is lazy (a packet only moves expires_ms; expiry moves what it finds
+// refreshed): whatever the order of refreshes, TCP class changes, shortened
+// timeouts and expiry times, Expire(now) removes exactly the sessions with
+// expires_ms <= now, no sooner and no later.
+TYPED_TEST(MappingTableTest, LazyExpiryIsExact) {
+  using A = TypeParam;
+  for (uint8_t proto : {kProtoUdp, kProtoTcp}) {
+    SCOPED_TRACE(int(proto));
+    TableConfig cfg = Cfg(proto, Preset("port-restricted-cone"), 512);
+    cfg.timeout_ms = 20 * kSec;
+    cfg.established_timeout_ms = 90 * kSec;
+    Harness<A> h(cfg);
+    Rng rng(11);
+    int64_t now = 0;
+    size_t removed = 0;
+    const uint8_t flags[] = {kSyn, kSynAck, kAck, kAck, kAck, kFinAck, kRst};
+    for (int i = 0; i < 20000; ++i) {
+      now += rng.Below(4) == 0 ? rng.Below(5000) : rng.Below(50);
+      const A x = Inside<A>(1 + rng.Below(4));
+      const uint16_t xp = static_cast<uint16_t>(5000 + rng.Below(16));
+      const A y = Remote<A>(1 + rng.Below(4));
+      const uint8_t f = proto == kProtoTcp ? flags[rng.Below(7)] : 0;
+      if (rng.Below(4) == 0) {
+        h.In(xp, y, 443, now, f);  // port-preserving: the external port is xp
+      } else {
+        h.Out(x, xp, y, 443, now, f);
+      }
+      if (rng.Below(500) == 0) {
+        // A shorter or longer timeout, live; now and then back.
+        TableConfig live = h.table->config();
+        live.timeout_ms = (5 + rng.Below(30)) * kSec;
+        live.established_timeout_ms = (10 + rng.Below(120)) * kSec;
+        h.table->SetLive(live, now);
+        h.CheckInvariants();
+      }
+      if (rng.Below(8) == 0) {
+        const int64_t at = now + (rng.Below(3) == 0 ? 0 : rng.Below(2000));
+        size_t due = 0;
+        h.table->ForEachSession([&](const auto&, const auto& s) { due += s.expires_ms <= at; });
+        ASSERT_EQ(h.Expire(at), due) << "step " << i << " at " << at;
+        removed += due;
+        h.table->ForEachSession([&](const auto&, const auto& s) { ASSERT_GT(s.expires_ms, at) << "step " << i; });
+        now = at;
+      }
+    }
+    EXPECT_GT(removed, 1000u) << "the run expires sessions";
+    now += 200 * kSec;
+    h.Expire(now);
+    EXPECT_EQ(h.table->session_count(), 0u);
+  }
+}
+
 // Live settings (natd's SIGHUP, MappingTable::SetLive).
 
 TYPED_TEST(MappingTableTest, LiveShorterTimeoutCapsExistingSessions) {

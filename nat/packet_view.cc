@@ -105,7 +105,7 @@ DropReason ParseQuote(const uint8_t* d, uint32_t begin, uint32_t end, uint8_t fa
 
 }  // namespace
 
-DropReason ParsePacket(const uint8_t* d, size_t buf_len, PacketView* v) {
+DropReason ParsePacketAny(const uint8_t* d, size_t buf_len, PacketView* v) {
   *v = PacketView{};
   if (buf_len == 0) return DropReason::kEmpty;
   if (buf_len > 0xffff + 40) buf_len = 0xffff + 40;

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "nat/checksum.h"
 #include "nat/drop_reason.h"
 
 namespace natd {
@@ -50,6 +51,7 @@ struct QuotedView {
   L4Kind kind = L4Kind::kNone;  // kTcp, kUdp or kEcho
   uint16_t src_port = 0;
   uint16_t dst_port = 0;
+  friend bool operator==(const QuotedView&, const QuotedView&) = default;
 };
 
 struct PacketView {
@@ -72,10 +74,67 @@ struct PacketView {
   uint16_t dst_addr_offset() const { return family == 4 ? 16 : 24; }
   // The "port" of the remote end as the tables key it: echo has none.
   uint16_t remote_port_of(uint16_t port) const { return kind == L4Kind::kEcho ? 0 : port; }
+  friend bool operator==(const PacketView&, const PacketView&) = default;
 };
 
+// Parses data[0, len) (the general walk, every case). On success returns
+// DropReason::kNone and fills *view.
+DropReason ParsePacketAny(const uint8_t* data, size_t len, PacketView* view);
+
+// ParseCommonPacket's TCP / UDP header after an IP header of kHdr bytes.
+template <uint32_t kHdr>
+[[gnu::always_inline]] inline bool ParseCommonL4(const uint8_t* d, uint32_t total, uint8_t proto, PacketView* v) {
+  const uint8_t* l4 = d + kHdr;
+  const uint32_t avail = total - kHdr;  // total >= kHdr
+  if (proto == kProtoTcp) {
+    if (avail < 20) return false;
+    const uint32_t doff = (l4[12] >> 4) * 4u;
+    if (doff < 20 || doff > avail) return false;
+  } else if (proto == kProtoUdp) {
+    if (avail < 8) return false;
+    const uint32_t ulen = LoadBe16(l4 + 4);
+    if (ulen < 8 || ulen > avail) return false;
+  } else {
+    return false;
+  }
+  *v = PacketView{};
+  v->len = total;
+  v->family = kHdr == 20 ? 4 : 6;
+  v->proto = proto;
+  v->kind = proto == kProtoTcp ? L4Kind::kTcp : L4Kind::kUdp;
+  if (kHdr == 20) v->frag_id = LoadBe16(d + 4);
+  v->l4 = uint16_t(kHdr);
+  v->src_port = LoadBe16(l4);
+  v->dst_port = LoadBe16(l4 + 2);
+  if (proto == kProtoTcp) v->tcp_flags = l4[13];
+  return true;
+}
+
+// The common packet without the general walk: IPv4 without options and not
+// a fragment, or IPv6 without extension headers, carrying TCP or UDP whose
+// header is all there (and consistent). Fills *view as ParsePacketAny would
+// and returns true; false for anything else, *view then unspecified. Reads
+// nothing before checking it is there.
+[[gnu::always_inline]] inline bool ParseCommonPacket(const uint8_t* d, size_t len, PacketView* v) {
+  if (len < 20) return false;
+  if (d[0] == 0x45) {
+    const uint32_t total = LoadBe16(d + 2);  // <= 0xffff: ParsePacketAny's length cap never applies
+    if (total > len || total < 20 || (LoadBe16(d + 6) & 0x3fff) != 0) return false;
+    return ParseCommonL4<20>(d, total, d[9], v);
+  }
+  if ((d[0] >> 4) == 6 && len >= 40) {
+    const uint32_t total = 40 + LoadBe16(d + 4);  // <= 0xffff + 40: nor here
+    if (total > len) return false;
+    return ParseCommonL4<40>(d, total, d[6], v);  // TCP or UDP: no extension header
+  }
+  return false;
+}
+
 // Parses data[0, len). On success returns DropReason::kNone and fills *view.
-DropReason ParsePacket(const uint8_t* data, size_t len, PacketView* view);
+// The common packet's parse is inlined into the caller.
+[[gnu::always_inline]] inline DropReason ParsePacket(const uint8_t* data, size_t len, PacketView* view) {
+  return ParseCommonPacket(data, len, view) ? DropReason::kNone : ParsePacketAny(data, len, view);
+}
 
 }  // namespace natd
 

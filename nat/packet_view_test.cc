@@ -3,8 +3,11 @@
 // produce, each from a crafted packet.
 #include "nat/packet_view.h"
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 
@@ -489,6 +492,56 @@ TEST(PacketViewTest, EveryParseReasonIsCovered) {
       EXPECT_TRUE(seen.count(r)) << "no packet produces " << DropReasonName(r);
     }
   }
+}
+
+// ParsePacket takes a short cut for the common packet (ParseCommonPacket):
+// it must decide every packet as the general walk does, however damaged.
+// Each seed cut at every length and with its header bytes changed, each in
+// a heap buffer of exactly its size (ASan: nothing read beyond it).
+TEST(PacketViewTest, CommonPathDecidesAsTheGeneralWalk) {
+  std::vector<Bytes> seeds;
+  for (const Bad& b : BadPackets()) seeds.push_back(b.packet);
+  for (uint8_t proto : {kProtoTcp, kProtoUdp}) {
+    seeds.push_back(Build(Spec(4, proto, 1, 2, 20)));
+    seeds.push_back(Build(Spec(6, proto, 1, 2, 20)));
+    PacketSpec ext = Spec(6, proto, 1, 2, 4);
+    ext.ext_headers = {0};
+    seeds.push_back(Build(ext));
+    PacketSpec opt = Spec(4, proto, 1, 2, 4);
+    opt.ip_options = {1, 1, 1, 0};
+    seeds.push_back(Build(opt));
+    PacketSpec frag = Spec(4, proto, 1, 2, 4);
+    frag.df = false;
+    seeds.push_back(Build(frag));
+  }
+  std::mt19937 rng(5);
+  size_t common = 0, checked = 0;
+  auto check = [&](const Bytes& p) {
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[p.size() + 1]);  // never empty
+    if (!p.empty()) std::memcpy(buf.get(), p.data(), p.size());
+    PacketView fast, any;
+    const DropReason a = ParsePacket(buf.get(), p.size(), &fast);
+    const DropReason b = ParsePacketAny(buf.get(), p.size(), &any);
+    ASSERT_EQ(DropReasonName(a), DropReasonName(b)) << testing::Hex(p);
+    if (a == DropReason::kNone) {
+      ASSERT_TRUE(fast == any) << testing::Hex(p);
+    }
+    PacketView v;
+    common += ParseCommonPacket(buf.get(), p.size(), &v);
+    ++checked;
+  };
+  for (const Bytes& seed : seeds) {
+    for (size_t n = 0; n <= seed.size(); ++n) check(Bytes(seed.begin(), seed.begin() + n));
+    for (size_t off = 0; off < std::min<size_t>(seed.size(), 68); ++off) {
+      for (int k = 0; k < 12; ++k) {
+        Bytes p = seed;
+        p[off] = k < 6 ? std::array<uint8_t, 6>{0x00, 0x45, 0x60, 0x3f, 0xff, kProtoTcp}[k] : uint8_t(rng());
+        check(p);
+        if (p.size() > 20) check(Bytes(p.begin(), p.end() - 1 - rng() % 20));
+      }
+    }
+  }
+  EXPECT_GT(common, 1000u) << "the common path is taken (" << checked << " packets)";
 }
 
 }  // namespace

@@ -42,7 +42,8 @@ inline uint16_t UpdateUdpChecksum(uint8_t* p, uint16_t delta) {
 // pseudo-header part is added, as a plain ones' complement sum.
 enum class ChecksumMode : uint8_t { kFull, kPartial };
 
-inline void UpdateL4Checksum(uint8_t* p, ChecksumMode mode, bool udp, uint16_t full_delta, uint16_t pseudo_delta) {
+[[gnu::always_inline]] inline void UpdateL4Checksum(uint8_t* p, ChecksumMode mode, bool udp, uint16_t full_delta,
+                                                     uint16_t pseudo_delta) {
   if (mode == ChecksumMode::kPartial) {
     StoreRaw16(p, AddDelta(LoadRaw16(p), pseudo_delta));
   } else if (udp) {
