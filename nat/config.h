@@ -50,6 +50,10 @@ struct EngineConfig {
   // Sessions each table (one protocol of one family) holds across all
   // shards; storage for them is allocated at start.
   uint32_t max_sessions = 1 << 18;
+  // Make the tables' reserved memory resident at start (nat/table_alloc.h),
+  // so that resident memory does not creep up as sessions land on pages
+  // never touched before.
+  bool prefault = false;
   // Sessions one inside address may hold in each table (protocol and
   // family); 0: no limit (RFC 6888 REQ-4). Enforced per shard, as
   // ceil(limit / shards), since a host's endpoints spread over the shards.

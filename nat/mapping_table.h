@@ -65,6 +65,7 @@
 #include "nat/drop_reason.h"
 #include "nat/events.h"
 #include "nat/expiry_list.h"
+#include "nat/table_alloc.h"
 #include "nat/packet_view.h"
 #include "nat/port_set.h"
 #include "nat/rng.h"
@@ -186,6 +187,7 @@ struct TableConfig {
   uint32_t host_quota = 0;  // sessions one inside address may hold here; 0: no limit
   uint32_t explicit_capacity = 0;  // explicit (PCP) mappings here; 0: none
   uint32_t explicit_per_host = 0;  // of them, per inside address; 0: no limit
+  bool prefault = false;  // make the reserved hash maps resident at start (table_alloc.h)
 };
 
 template <typename Addr>
@@ -241,19 +243,20 @@ class MappingTable {
     for (uint32_t l = 0; l < kLists; ++l) sessions_[Sentinel(l)].prev = sessions_[Sentinel(l)].next = Sentinel(l);
     free_session_ = cfg_.capacity ? 0 : kNil;
     free_mapping_ = cfg_.capacity ? 0 : kNil;
-    by_inside_.reserve(cfg_.capacity);
-    by_outside_.reserve(cfg_.capacity);
-    by_key_.reserve(cfg_.capacity);
+    const bool pf = cfg_.prefault;
+    Build(by_inside_, cfg_.capacity, pf);
+    Build(by_outside_, cfg_.capacity, pf);
+    Build(by_key_, cfg_.capacity, pf);
     const Behavior& b = cfg_.behavior;
     track_addr_ = b.filtering == Dependence::kAddressDependent || b.sharing == PortSharing::kPerRemoteAddress;
-    if (track_addr_) by_addr_.reserve(cfg_.capacity);
+    if (track_addr_) Build(by_addr_, cfg_.capacity, pf);
     if (b.sharing == PortSharing::kExclusive) port_owner_.assign(65536, kNil);
     track_endpoints_ = b.strategy == PortStrategy::kReuseLast || b.strategy == PortStrategy::kIncrement;
-    if (track_endpoints_) endpoints_.reserve(cfg_.capacity);
-    if (cfg_.host_quota) hosts_.reserve(std::min<uint32_t>(cfg_.capacity, 1 << 16));
+    if (track_endpoints_) Build(endpoints_, cfg_.capacity, pf);
+    if (cfg_.host_quota) Build(hosts_, std::min<uint32_t>(cfg_.capacity, 1 << 16), pf);
     if (cfg_.explicit_capacity) {
-      explicit_.reserve(cfg_.explicit_capacity);
-      explicit_ports_.reserve(cfg_.explicit_capacity);
+      Build(explicit_, cfg_.explicit_capacity, pf);
+      Build(explicit_ports_, cfg_.explicit_capacity, pf);
       // Shared ports: an explicit mapping needs one no mapping uses at all.
       if (b.sharing != PortSharing::kExclusive) port_users_.assign(65536, 0);
     }
@@ -783,7 +786,16 @@ class MappingTable {
     uint32_t mapping;
     int64_t until_ms;
   };
-  using ExplicitMap = absl::flat_hash_map<EndpointKey<Addr>, Explicit, TableHash>;
+  // Every map is reserve()d at start with TableAllocator (huge pages for the
+  // big ones; every page made resident when cfg_.prefault asks).
+  template <typename K, typename V, typename H = TableHash>
+  using Map = absl::flat_hash_map<K, V, H, std::equal_to<K>, TableAllocator<std::pair<const K, V>>>;
+  template <typename M>
+  static void Build(M& map, size_t n, bool prefault) {
+    map = M(0, typename M::hasher(), typename M::key_equal(), typename M::allocator_type(prefault));
+    map.reserve(n);
+  }
+  using ExplicitMap = Map<EndpointKey<Addr>, Explicit>;
 
   static InsideKey<Addr> KeyOf(const Mapping& mp) {
     return InsideKey<Addr>{mp.inside, mp.remote_key, mp.inside_port, mp.remote_port_key};
@@ -1185,23 +1197,25 @@ class MappingTable {
   bool track_addr_ = false;
   bool track_endpoints_ = false;
 
-  std::vector<Session> sessions_;
-  std::vector<Mapping> mappings_;
+  // The arrays every packet reads at random: huge pages when large
+  // (table_alloc.h). resize() writes them, so they are resident at start.
+  std::vector<Session, TableAllocator<Session>> sessions_;
+  std::vector<Mapping, TableAllocator<Mapping>> mappings_;
   uint32_t free_session_ = kNil;
   uint32_t free_mapping_ = kNil;
   uint64_t ladder_used_ = 0;  // bit j: ladder list j may hold sessions
   int64_t next_due_ = INT64_MAX;  // no list's first session is linked earlier
 
-  absl::flat_hash_map<InsideKey<Addr>, uint32_t, TableHash> by_inside_;
-  absl::flat_hash_map<OutsideKey<Addr>, uint32_t, TableHash> by_outside_;
-  absl::flat_hash_map<InsideKey<Addr>, uint32_t, TableHash> by_key_;
-  absl::flat_hash_map<AddrKey<Addr>, AddrRef, TableHash> by_addr_;
-  absl::flat_hash_map<EndpointKey<Addr>, EndpointRef, TableHash> endpoints_;
-  absl::flat_hash_map<Addr, uint32_t, TableHash> hosts_;
+  Map<InsideKey<Addr>, uint32_t> by_inside_;
+  Map<OutsideKey<Addr>, uint32_t> by_outside_;
+  Map<InsideKey<Addr>, uint32_t> by_key_;
+  Map<AddrKey<Addr>, AddrRef> by_addr_;
+  Map<EndpointKey<Addr>, EndpointRef> endpoints_;
+  Map<Addr, uint32_t> hosts_;
   std::vector<uint32_t> port_owner_;
   uint32_t exclusive_used_ = 0;
   ExplicitMap explicit_;
-  absl::flat_hash_map<uint16_t, uint32_t> explicit_ports_;
+  Map<uint16_t, uint32_t, absl::Hash<uint16_t>> explicit_ports_;
   std::vector<uint16_t> port_users_;  // shared-port presets with explicit mappings: mappings per port
   int64_t explicit_next_due_ = INT64_MAX;
 };

@@ -38,6 +38,7 @@ TableConfig MakeTableConfig(const EngineConfig& c, uint8_t proto, const Behavior
   t.behavior = b;
   t.capacity = std::max<uint32_t>(1, c.max_sessions / c.shards / pool_size);
   t.port_probes = c.port_probes;
+  t.prefault = c.prefault;
   t.host_quota = c.max_sessions_per_host == 0 ? 0 : (c.max_sessions_per_host + c.shards - 1) / c.shards;
   // Explicit mappings: TCP and UDP only (PCP MAP and NAT-PMP map those).
   if (proto == kProtoTcp || proto == kProtoUdp) {

@@ -113,6 +113,10 @@ ABSL_FLAG(bool, offload, true,
 ABSL_FLAG(uint32_t, pool_buffers, 2048,
           "packet buffers, allocated at start (each holds the largest packet the TUN can hand over: "
           "64 KB with offloads, the MTU without)");
+ABSL_FLAG(bool, prefault, true,
+          "make the tables and packet buffers resident at start, so that natd's resident memory is what its "
+          "limits imply from the first second and never creeps up (false: pages become resident as traffic "
+          "first reaches them)");
 ABSL_FLAG(uint32_t, queue_depth, 4096, "packets each worker queue and the writer queue may hold");
 ABSL_FLAG(bool, run_to_completion, true,
           "with one queue and one worker, one thread reads, translates and writes each batch (no hand-off "
@@ -224,6 +228,7 @@ absl::StatusOr<EngineConfig> ConfigFromFlags() {
   c.udp_inbound_refresh = absl::GetFlag(FLAGS_udp_inbound_refresh);
   c.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   c.max_sessions_per_host = absl::GetFlag(FLAGS_max_sessions_per_host);
+  c.prefault = absl::GetFlag(FLAGS_prefault);
   c.icmp_prohibited_per_second = absl::GetFlag(FLAGS_icmp_prohibited_per_second);
   if (!absl::GetFlag(FLAGS_pcp).empty()) {
     c.explicit_mappings = absl::GetFlag(FLAGS_pcp_mappings);
@@ -287,6 +292,7 @@ absl::StatusOr<Settings> SettingsFromFlags() {
   o.queue_depth = absl::GetFlag(FLAGS_queue_depth);
   o.batch = absl::GetFlag(FLAGS_batch);
   o.run_to_completion = absl::GetFlag(FLAGS_run_to_completion);
+  o.prefault = absl::GetFlag(FLAGS_prefault);
   if (o.pool_buffers < 64 || o.pool_buffers > (1u << 22)) return Invalid("--pool_buffers: must be 64..4194304");
   if (o.queue_depth < 16 || o.queue_depth > (1u << 22)) return Invalid("--queue_depth: must be 16..4194304");
   if (o.batch < 1 || o.batch > 1024) return Invalid("--batch: must be 1..1024");

@@ -1,10 +1,11 @@
 #include "tun/buffer_pool.h"
 
+#include <cstring>
 #include <vector>
 
 namespace natd::tun {
 
-BufferPool::BufferPool(uint32_t count, uint32_t buffer_size)
+BufferPool::BufferPool(uint32_t count, uint32_t buffer_size, bool prefault)
     : count_(count),
       buffer_size_(buffer_size),
       storage_(new uint8_t[size_t(count) * (kHeadroom + buffer_size)]),
@@ -13,6 +14,7 @@ BufferPool::BufferPool(uint32_t count, uint32_t buffer_size)
   std::vector<uint32_t> ids(count);
   for (uint32_t i = 0; i < count; ++i) ids[i] = i;
   free_.enqueue_bulk(ids.data(), ids.size());
+  if (prefault) std::memset(storage_.get(), 0, size_t(count) * (kHeadroom + buffer_size));
 }
 
 size_t BufferPool::Acquire(moodycamel::ConsumerToken& token, PacketBuf* out, size_t n) {

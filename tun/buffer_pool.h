@@ -17,7 +17,7 @@ namespace natd::tun {
 
 class BufferPool {
  public:
-  BufferPool(uint32_t count, uint32_t buffer_size);
+  BufferPool(uint32_t count, uint32_t buffer_size, bool prefault = false);
 
   // Takes up to n free buffers; returns how many.
   size_t Acquire(moodycamel::ConsumerToken& token, PacketBuf* out, size_t n);

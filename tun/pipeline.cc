@@ -39,7 +39,7 @@ Pipeline::Pipeline(const PipelineOptions& options, std::vector<PacketIo*> reader
       readers_(std::move(readers)),
       writer_io_(writer),
       proc_(processor),
-      pool_(options.pool_buffers, options.buffer_size),
+      pool_(options.pool_buffers, options.buffer_size, options.prefault),
       // The writer's producers are the workers; room for each to fill the depth.
       writer_queue_(size_t(options.queue_depth) * 2, processor->workers() + 1, 0) {
   for (uint32_t w = 0; w < proc_->workers(); ++w) {

@@ -76,6 +76,10 @@ struct PipelineOptions {
   // translates nothing reads, so a slow batch backs up into the device's
   // queue rather than into ours.
   bool run_to_completion = false;
+  // Write every packet buffer once at start, so that the pool is resident
+  // from the first second (otherwise each buffer's pages become resident as
+  // the first packet large enough to reach them lands there).
+  bool prefault = false;
   // Called (from a worker thread) with the assembled status text.
   std::function<void(const std::string&)> on_status;
 };
