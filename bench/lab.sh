@@ -5,7 +5,8 @@
 # For each system: iperf3 TCP with 1 and with 4 streams, small-packet UDP
 # (64-byte datagrams from several iperf3 senders at once, since one sender
 # cannot saturate the kernel path), and ping RTT; for natd also its CPU time.
-# natd runs with 1 and 2 queues/workers, offloads on and off. Bounded: about
+# natd runs with 1 and 2 queues/workers, offloads on and off, and once with
+# one system call per packet instead of io_uring's batches. Bounded: about
 # 20 s per system.
 #
 # Usage: bench/lab.sh NATD_BINARY [RESULTS_DIR]   (bazel run //bench:lab)
@@ -106,11 +107,15 @@ kernel_nat_on
 measure "kernel nft masquerade"
 kernel_nat_off
 
-for cfg in "1 true" "2 true" "1 false" "2 false"; do
+# Each: queues/workers, offloads, io_uring. The last shows what io_uring's
+# batching is worth (the same as the first, one system call per packet).
+# NATD_CONFIGS="1 true true;2 true true" picks some.
+IFS=';' read -ra configs <<<"${NATD_CONFIGS:-1 true true;2 true true;1 false true;2 false true;1 true false}"
+for cfg in "${configs[@]}"; do
   set -- $cfg
-  name="natd q$1/w$1 offload $([ "$2" = true ] && echo on || echo off)"
+  name="natd q$1/w$1 offload $([ "$2" = true ] && echo on || echo off)$([ "$3" = false ] && echo ", read/write")"
   echo "== $name" >&2
-  lab_start_natd --queues="$1" --workers="$1" --offload="$2" --preset=port-restricted-cone || continue
+  lab_start_natd --queues="$1" --workers="$1" --offload="$2" --io_uring="$3" --preset=port-restricted-cone || continue
   measure "$name"
   lab_stop_natd || echo "natd did not stop cleanly" >&2
 done

@@ -110,6 +110,9 @@ ABSL_FLAG(uint32_t, mtu, 1500, "MTU of the TUN device");
 ABSL_FLAG(bool, offload, true,
           "TUN offloads (IFF_VNET_HDR: checksum, TCP and UDP segmentation) where the kernel supports them: "
           "64 KB super-packets cross natd whole");
+ABSL_FLAG(bool, io_uring, true,
+          "read and write the TUN in batches through io_uring (one system call per batch instead of one per "
+          "packet); where the kernel refuses it, natd says why and uses read()/write()");
 ABSL_FLAG(uint32_t, pool_buffers, 2048,
           "packet buffers, allocated at start (each holds the largest packet the TUN can hand over: "
           "64 KB with offloads, the MTU without)");
@@ -421,6 +424,7 @@ int Main(int argc, char** argv) {
   topt.queues = queues;
   topt.mtu = mtu;
   topt.offload = absl::GetFlag(FLAGS_offload);
+  topt.io_uring = absl::GetFlag(FLAGS_io_uring);
   auto device = tun::TunDevice::Open(topt);
   if (!device.ok()) Fail(absl::StrCat("--device: ", std::string(device.status().message())));
 
@@ -465,7 +469,7 @@ int Main(int argc, char** argv) {
   }
   pipeline.Start();
   events.Line(absl::StrCat("natd: running on ", (*device)->name(), " with ", queues, " queue(s), ", config.shards,
-                           " worker(s); offloads ", (*device)->offloads(), "; ports ", config.ports.description(), "; tcp ", std::string(config.tcp.name),
+                           " worker(s); offloads ", (*device)->offloads(), "; I/O ", (*device)->io_mode(), "; ports ", config.ports.description(), "; tcp ", std::string(config.tcp.name),
                            ", udp ", std::string(config.udp.name), ", icmp ", std::string(config.icmp.name),
                            "; inside (hairpinned) ", config.inside.empty() ? "none" : config.inside.ToString(), "\n"));
   std::fprintf(stdout, "natd: ready\n");

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   # build: Bazel 4.2.3 and the libraries natd links (see ../shared/BAZEL_OFFLINE.md)
   bazel-bootstrap bazel-rules-java g++ pkg-config
-  libabsl-dev libconcurrentqueue-dev libgtest-dev libbenchmark-dev
+  libabsl-dev libconcurrentqueue-dev libgtest-dev libbenchmark-dev liburing-dev
   # clang builds: fuzz targets (libFuzzer, ASan, UBSan) and --config=tsan;
   # lld links them, llvm-14 has the symbolizer for sanitizer reports
   clang-14 libclang-rt-14-dev lld-14 llvm-14

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -48,19 +49,40 @@ absl::Status Errno(const std::string& what) {
 TunQueue::~TunQueue() { close(fd_); }
 
 size_t TunQueue::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop) {
+  return read_ring_ ? ReadRing(bufs, capacity, stop) : ReadEach(bufs, capacity, stop);
+}
+
+size_t TunQueue::WriteBatch(std::span<const PacketBuf> bufs) {
+  return write_ring_ ? WriteRing(bufs) : WriteEach(bufs);
+}
+
+void TunQueue::Accept(PacketBuf& b, uint32_t r) const {
+  const uint32_t hdr = vnet_hdr_ ? kVnetHdrLen : 0;
+  b.len = r - hdr;
+  b.flags = 0;
+  if (vnet_hdr_) {
+    VnetHdr h;
+    std::memcpy(&h, b.data - hdr, sizeof h);
+    if (h.flags & kVnetNeedsCsum) b.flags |= kPartialChecksum;
+  }
+}
+
+// Nothing ready: waits up to 100 ms, then lets the caller look around
+// (`stop`, and in run-to-completion mode its timers and tasks). True if the
+// device became readable.
+bool TunQueue::WaitReadable(const std::atomic<bool>& stop) {
+  if (stop.load(std::memory_order_relaxed)) return false;
+  pollfd p{fd_, POLLIN, 0};
+  return poll(&p, 1, 100) > 0;
+}
+
+size_t TunQueue::ReadEach(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop) {
   size_t n = 0;
   const uint32_t hdr = vnet_hdr_ ? kVnetHdrLen : 0;
   while (n < bufs.size()) {
     ssize_t r = read(fd_, bufs[n].data - hdr, capacity + hdr);
     if (r > ssize_t(hdr)) {
-      bufs[n].len = uint32_t(r) - hdr;
-      bufs[n].flags = 0;
-      if (vnet_hdr_) {
-        VnetHdr h;
-        std::memcpy(&h, bufs[n].data - hdr, sizeof h);
-        if (h.flags & kVnetNeedsCsum) bufs[n].flags |= kPartialChecksum;
-      }
-      ++n;
+      Accept(bufs[n++], uint32_t(r));
       continue;
     }
     if (r >= 0 && r <= ssize_t(hdr)) {  // nothing but a header: not a packet
@@ -69,12 +91,7 @@ size_t TunQueue::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const s
     }
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && errno == EAGAIN) {
-      if (n > 0) break;
-      // Nothing ready: wait up to 100 ms, then let the caller look around
-      // (`stop`, and in run-to-completion mode its timers and tasks).
-      if (stop.load(std::memory_order_relaxed)) break;
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 100) <= 0) break;
+      if (n > 0 || !WaitReadable(stop)) break;
       continue;
     }
     counters_.read_errors.fetch_add(1, std::memory_order_relaxed);
@@ -83,7 +100,45 @@ size_t TunQueue::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const s
   return n;
 }
 
-size_t TunQueue::WriteBatch(std::span<const PacketBuf> bufs) {
+size_t TunQueue::ReadRing(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop) {
+  const uint32_t hdr = vnet_hdr_ ? kVnetHdrLen : 0;
+  iovec iov[Uring::kDepth];
+  int32_t res[Uring::kDepth];
+  for (;;) {
+    // About twice what the last batch got: a lone packet costs one empty
+    // read, a full batch asks for the whole batch.
+    const size_t want = std::min<size_t>({bufs.size(), Uring::kDepth, std::max<size_t>(2, size_t(last_read_) * 2)});
+    for (size_t i = 0; i < want; ++i) iov[i] = iovec{bufs[i].data - hdr, size_t(capacity) + hdr};
+    read_ring_->ReadEach(fd_, std::span<const iovec>(iov, want), res);
+    if (read_ring_->failed()) {  // not seen in practice; read() still works
+      counters_.read_errors.fetch_add(1, std::memory_order_relaxed);
+      read_ring_.reset();
+      return ReadEach(bufs, capacity, stop);
+    }
+    size_t n = 0;
+    bool empty = false, failed = false;
+    for (size_t i = 0; i < want; ++i) {
+      const int32_t r = res[i];
+      if (r > int32_t(hdr)) {
+        Accept(bufs[i], uint32_t(r));
+        // A read may find a packet after one found none: keep the packets
+        // first, in the order read (the descriptors are free buffers).
+        if (i != n) std::swap(bufs[i], bufs[n]);
+        ++n;
+      } else if (r == -EAGAIN) {
+        empty = true;
+      } else if (r != -EINTR) {  // a header alone, or an error
+        counters_.read_errors.fetch_add(1, std::memory_order_relaxed);
+        failed |= r < 0;
+      }
+    }
+    last_read_ = uint32_t(n);
+    if (n > 0 || failed || !empty) return n;
+    if (!WaitReadable(stop)) return 0;
+  }
+}
+
+size_t TunQueue::WriteEach(std::span<const PacketBuf> bufs) {
   size_t ok = 0;
   const uint32_t hdr = vnet_hdr_ ? kVnetHdrLen : 0;
   for (const PacketBuf& b : bufs) {
@@ -98,6 +153,35 @@ size_t TunQueue::WriteBatch(std::span<const PacketBuf> bufs) {
     } else {
       counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
     }
+  }
+  return ok;
+}
+
+size_t TunQueue::WriteRing(std::span<const PacketBuf> bufs) {
+  size_t ok = 0;
+  const uint32_t hdr = vnet_hdr_ ? kVnetHdrLen : 0;
+  iovec iov[Uring::kDepth];
+  int32_t res[Uring::kDepth];
+  while (!bufs.empty()) {
+    const size_t n = std::min<size_t>(bufs.size(), Uring::kDepth);
+    for (size_t i = 0; i < n; ++i) {
+      const PacketBuf& b = bufs[i];
+      if (vnet_hdr_ && (b.flags & kRebuilt)) std::memset(b.data - hdr, 0, hdr);
+      iov[i] = iovec{b.data - hdr, size_t(b.len) + hdr};
+    }
+    write_ring_->WriteEach(fd_, std::span<const iovec>(iov, n), res);
+    if (write_ring_->failed()) {  // not seen in practice; write() still works
+      write_ring_.reset();
+      return ok + WriteEach(bufs);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (res[i] == int32_t(iov[i].iov_len)) {
+        ++ok;
+      } else {
+        counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    bufs = bufs.subspan(n);
   }
   return ok;
 }
@@ -127,7 +211,23 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const TunOptions& o) 
       close(fd);
       return s;
     }
-    dev->queues_.push_back(std::make_unique<TunQueue>(fd, o.offload));
+    std::unique_ptr<Uring> rings[2];
+    if (o.io_uring) {
+      for (auto& r : rings) {
+        auto u = Uring::Create();
+        if (!u.ok()) {
+          dev->io_mode_ = absl::StrCat("read/write (", u.status().message(), ")");
+          break;
+        }
+        r = *std::move(u);
+      }
+      if (rings[1] == nullptr) {
+        rings[0].reset();
+      } else {
+        dev->io_mode_ = "io_uring";
+      }
+    }
+    dev->queues_.push_back(std::make_unique<TunQueue>(fd, o.offload, std::move(rings[0]), std::move(rings[1])));
   }
   if (o.offload) {
     // Ask for the most the kernel takes: UDP segmentation is newer (6.2).

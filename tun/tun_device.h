@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "tun/packet_io.h"
+#include "tun/uring.h"
 
 namespace natd::tun {
 
@@ -26,7 +27,11 @@ inline constexpr uint32_t kMaxOffloadPacket = 65535;
 
 class TunQueue final : public PacketIo {
  public:
-  TunQueue(int fd, bool vnet_hdr) : fd_(fd), vnet_hdr_(vnet_hdr) {}
+  // With rings (tun/uring.h), reads and writes go in batches through
+  // io_uring; without, one read() or write() per packet.
+  TunQueue(int fd, bool vnet_hdr, std::unique_ptr<Uring> read_ring = nullptr,
+           std::unique_ptr<Uring> write_ring = nullptr)
+      : fd_(fd), vnet_hdr_(vnet_hdr), read_ring_(std::move(read_ring)), write_ring_(std::move(write_ring)) {}
   ~TunQueue() override;
   TunQueue(const TunQueue&) = delete;
   TunQueue& operator=(const TunQueue&) = delete;
@@ -37,8 +42,19 @@ class TunQueue final : public PacketIo {
   const IoCounters& counters() const { return counters_; }
 
  private:
+  bool WaitReadable(const std::atomic<bool>& stop);
+  size_t ReadEach(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop);
+  size_t ReadRing(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop);
+  size_t WriteEach(std::span<const PacketBuf> bufs);
+  size_t WriteRing(std::span<const PacketBuf> bufs);
+  // Takes the packet read into `b` (r bytes, virtio_net_hdr first if any).
+  void Accept(PacketBuf& b, uint32_t r) const;
+
   const int fd_;
   const bool vnet_hdr_;
+  std::unique_ptr<Uring> read_ring_;   // the reader's thread only
+  std::unique_ptr<Uring> write_ring_;  // the writer's thread only
+  uint32_t last_read_ = 0;  // packets the last batch read (sizes the next)
   IoCounters counters_;
 };
 
@@ -47,6 +63,7 @@ struct TunOptions {
   uint32_t queues = 1;
   uint32_t mtu = 1500;
   bool offload = true;  // IFF_VNET_HDR with checksum and segmentation offloads
+  bool io_uring = true;  // batch reads and writes through io_uring where the kernel allows it
 };
 
 class TunDevice {
@@ -60,6 +77,9 @@ class TunDevice {
   TunQueue& queue(size_t i) { return *queues_[i]; }
   // The offloads the kernel accepted, e.g. "csum tso4 tso6 uso4 uso6", or "none".
   const std::string& offloads() const { return offloads_; }
+  // How packets cross: "io_uring", or "read/write" (with the reason io_uring
+  // was not used, if it was asked for).
+  const std::string& io_mode() const { return io_mode_; }
   bool vnet_hdr() const { return vnet_hdr_; }
   // The largest IP packet a read can return.
   uint32_t max_packet() const { return max_packet_; }
@@ -69,6 +89,7 @@ class TunDevice {
  private:
   std::string name_;
   std::string offloads_ = "none";
+  std::string io_mode_ = "read/write";
   bool vnet_hdr_ = false;
   uint32_t max_packet_ = 0;
   std::vector<std::unique_ptr<TunQueue>> queues_;
