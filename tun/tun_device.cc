@@ -211,6 +211,8 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const TunOptions& o) 
       close(fd);
       return s;
     }
+    // The device is not up yet, so nothing can arrive: the probe's read
+    // finds nothing (tun/uring.h).
     std::unique_ptr<Uring> rings[2];
     if (o.io_uring) {
       for (auto& r : rings) {
@@ -223,6 +225,9 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const TunOptions& o) 
       }
       if (rings[1] == nullptr) {
         rings[0].reset();
+      } else if (auto at_once = rings[0]->ReadsCompleteAtOnce(fd); !at_once.ok() || !*at_once) {
+        rings[0].reset();
+        dev->io_mode_ = "io_uring writes, read() (this kernel parks an io_uring read of an empty TUN)";
       } else {
         dev->io_mode_ = "io_uring";
       }

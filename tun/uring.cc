@@ -20,6 +20,33 @@ absl::StatusOr<std::unique_ptr<Uring>> Uring::Create() {
 
 Uring::~Uring() { io_uring_queue_exit(&ring_); }
 
+absl::StatusOr<bool> Uring::ReadsCompleteAtOnce(int fd) {
+  char byte[1];
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  io_uring_prep_read(sqe, fd, byte, sizeof byte, uint64_t(-1));
+  io_uring_sqe_set_data64(sqe, 1);
+  int rc = io_uring_submit(&ring_);
+  if (rc != 1) return absl::UnavailableError(absl::StrCat("io_uring_submit: ", strerror(rc < 0 ? -rc : EIO)));
+  io_uring_cqe* cqe = nullptr;
+  if (io_uring_peek_cqe(&ring_, &cqe) == 0) {  // completed during the submission
+    io_uring_cqe_seen(&ring_, cqe);
+    return true;
+  }
+  // Parked until data comes: cancel it, and reap both completions (the
+  // read's, -ECANCELED, and the cancel's).
+  sqe = io_uring_get_sqe(&ring_);
+  io_uring_prep_cancel64(sqe, 1, 0);
+  io_uring_sqe_set_data64(sqe, 2);
+  rc = io_uring_submit(&ring_);
+  for (int i = 0; i < 2 && rc == 1; ++i) {
+    if (io_uring_wait_cqe(&ring_, &cqe) != 0) break;
+    io_uring_cqe_seen(&ring_, cqe);
+    if (i == 1) return false;
+  }
+  failed_ = true;
+  return absl::UnavailableError("io_uring: a parked read could not be cancelled");
+}
+
 void Uring::ReadEach(int fd, std::span<const iovec> iov, int32_t* results) { Run(fd, iov, results, false); }
 
 void Uring::WriteEach(int fd, std::span<const iovec> iov, int32_t* results) { Run(fd, iov, results, true); }

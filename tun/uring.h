@@ -8,10 +8,15 @@
 // (or writes) enters the kernel once.
 //
 // How it stays correct:
-// - The descriptor is O_NONBLOCK, so io_uring runs each read at submission,
-//   in order, and a read with nothing to read completes with -EAGAIN instead
-//   of waiting: after one io_uring_enter() every completion is there. The
-//   packets come out in the order the device queued them.
+// - The descriptor is O_NONBLOCK. A write to a TUN never waits, so io_uring
+//   runs each write at submission, in order. A read with nothing to read
+//   completes with -EAGAIN at once on some kernels (6.18 here) but is parked
+//   until a packet comes on others (where io_uring treats a non-blocking
+//   character device as pollable, as 6.1 does): ReadsCompleteAtOnce() asks
+//   the kernel at start, on the empty device, and reads are batched only
+//   where they complete at once; elsewhere a reader uses read(). Then after
+//   one io_uring_enter() every completion is there, and packets come out in
+//   the order the device queued them.
 // - A batch asks for about twice what the last one got (at least 2, at most
 //   the buffers given): a lone ping costs one read that finds it and one
 //   that finds nothing, in one call; a full batch grows to the whole batch.
@@ -48,6 +53,10 @@ class Uring {
   void ReadEach(int fd, std::span<const iovec> iov, int32_t* results);
   // Writes iov[i] as one packet each, likewise.
   void WriteEach(int fd, std::span<const iovec> iov, int32_t* results);
+  // Whether a read of `fd` with nothing to read completes at once (-EAGAIN)
+  // rather than waiting for data: submits one and, if it is parked, cancels
+  // it. Call it on a descriptor nothing can arrive on yet.
+  absl::StatusOr<bool> ReadsCompleteAtOnce(int fd);
   // The ring itself failed (io_uring_enter returned an error): it may hold
   // stale submissions, so its owner must stop using it.
   bool failed() const { return failed_; }
