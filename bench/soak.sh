@@ -28,11 +28,11 @@
 #   --flat-mb MB      after warm-up RSS may rise this much above its first sample (default 4)
 #   anything else is passed to natd, after --udp_timeout=2m (its minimum)
 #   --tcp_transitory_timeout=10s --tcp_established_timeout=60s --icmp_timeout=10s
-#   --max_sessions=32768 (later flags win). The tables are allocated at
-#   start, but a hash slot's page is first touched when a session lands
-#   in it: at natd's default 2^18 sessions per table RSS keeps creeping up
-#   for far longer than 10 minutes of churn (to a bound, VmSize), which
-#   would hide a leak; 32768 is five times the live set at the default rates.
+#   (later flags win). natd's own defaults otherwise, so its tables (2^18
+#   sessions each) and buffers are made resident at start (--prefault): a
+#   leak shows as growth over a flat line. With --prefault=false, pages
+#   become resident as sessions first land on them, and RSS creeps up for
+#   far longer than 10 minutes (to a bound, VmSize), which hides a leak.
 # NATD_BIN=path skips the build; NATD_BAZEL_OUTPUT_BASE picks Bazel's output base.
 # Bounded: duration + expiry wait + ~20 s. Needs root. Prints the figures
 # and one PASS/FAIL per criterion; exits 1 if any fails. Results in
@@ -44,8 +44,7 @@ source "$here/stress_lib.sh"
 
 DURATION=600 TCP_RATE=50 UDP_RATE=50 LONG_MBPS=50 WARMUP='' SAMPLE=10 STATUS_EVERY=60
 EXPIRY_WAIT=180 FLAT_MB=4
-NATD_FLAGS=(--udp_timeout=2m --tcp_transitory_timeout=10s --tcp_established_timeout=60s --icmp_timeout=10s
-  --max_sessions=32768)
+NATD_FLAGS=(--udp_timeout=2m --tcp_transitory_timeout=10s --tcp_established_timeout=60s --icmp_timeout=10s)
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) DURATION=$2; shift 2 ;;

@@ -37,6 +37,7 @@
 // explicit mappings over PCP (RFC 6887) or NAT-PMP (RFC 6886) on UDP port
 // 5351 of the given inside addresses of the router; each request runs on the
 // worker that owns the host's endpoint (engine_port_mapper.h).
+#include <malloc.h>
 #include <signal.h>
 #include <time.h>
 
@@ -375,6 +376,11 @@ void Reload(const std::vector<std::string>& args, Settings* running, Engine* eng
 }
 
 int Main(int argc, char** argv) {
+  // A fixed mmap threshold (glibc raises it, by default, to the size of the
+  // largest block freed): a transient block this big or bigger, such as a
+  // status dump of a large table, comes from mmap and goes back to the
+  // kernel when freed, instead of staying in the heap as resident memory.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   absl::SetProgramUsageMessage(
       "natd: a multi-threaded userspace NAT (NAPT44/NAPT66) on a TUN device.\n"
       "Example: natd --device natd0 --global4 198.19.0.100 --global6 2001:db8:19::100 --preset full-cone");
@@ -443,7 +449,8 @@ int Main(int argc, char** argv) {
   popt.buffer_size = ((*device)->max_packet() + 63) / 64 * 64;
   EngineProcessor processor(engine->get(), popt.batch, popt.buffer_size);
   popt.on_status = [](const std::string& text) {
-    std::fputs(("natd status\n" + text).c_str(), stdout);
+    std::fputs("natd status\n", stdout);
+    std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
   };
   tun::Pipeline pipeline(popt, (*device)->queues(), &(*device)->queue(0), &processor);

@@ -164,9 +164,16 @@ void Pipeline::CollectStatus(uint32_t w, int64_t now_ms) {
   }
   status_parts_[w] = std::move(part);
   if (++status_answers_ == proc_->workers()) {
+    const std::string counters = CountersText();
+    size_t size = counters.size();
+    for (const auto& p : status_parts_) size += p.size();
     std::string all;
-    for (const auto& p : status_parts_) all += p;
-    all += CountersText();
+    all.reserve(size);
+    for (auto& p : status_parts_) {
+      all += p;
+      std::string().swap(p);  // a dump of a big table is not kept until the next
+    }
+    all += counters;
     if (opt_.on_status) opt_.on_status(all);
   }
 }
