@@ -110,7 +110,8 @@ size_t TunQueue::ReadRing(std::span<PacketBuf> bufs, uint32_t capacity, const st
     const size_t want = std::min<size_t>({bufs.size(), Uring::kDepth, std::max<size_t>(2, size_t(last_read_) * 2)});
     for (size_t i = 0; i < want; ++i) iov[i] = iovec{bufs[i].data - hdr, size_t(capacity) + hdr};
     read_ring_->ReadEach(fd_, std::span<const iovec>(iov, want), res);
-    if (read_ring_->failed()) {  // not seen in practice; read() still works
+    if (read_ring_->failed()) {  // read() still works
+      std::fprintf(stderr, "natd: io_uring reads failed (%s); using read()\n", strerror(-res[0]));
       counters_.read_errors.fetch_add(1, std::memory_order_relaxed);
       read_ring_.reset();
       return ReadEach(bufs, capacity, stop);
@@ -170,7 +171,8 @@ size_t TunQueue::WriteRing(std::span<const PacketBuf> bufs) {
       iov[i] = iovec{b.data - hdr, size_t(b.len) + hdr};
     }
     write_ring_->WriteEach(fd_, std::span<const iovec>(iov, n), res);
-    if (write_ring_->failed()) {  // not seen in practice; write() still works
+    if (write_ring_->failed()) {  // write() still works
+      std::fprintf(stderr, "natd: io_uring writes failed (%s); using write()\n", strerror(-res[0]));
       write_ring_.reset();
       return ok + WriteEach(bufs);
     }
@@ -227,7 +229,7 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const TunOptions& o) 
         rings[0].reset();
       } else if (auto at_once = rings[0]->ReadsCompleteAtOnce(fd); !at_once.ok() || !*at_once) {
         rings[0].reset();
-        dev->io_mode_ = "io_uring writes, read() (this kernel parks an io_uring read of an empty TUN)";
+        dev->io_mode_ = "io_uring writes, read() (this kernel's TUN does not take RWF_NOWAIT reads)";
       } else {
         dev->io_mode_ = "io_uring";
       }

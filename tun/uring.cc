@@ -9,11 +9,10 @@ namespace natd::tun {
 
 absl::StatusOr<std::unique_ptr<Uring>> Uring::Create() {
   std::unique_ptr<Uring> u(new Uring());
-  // One thread submits and reaps (SINGLE_ISSUER, 6.0), and nothing completes
-  // asynchronously that needs an interrupt to tell it (COOP_TASKRUN, 5.19);
-  // older kernels refuse the flags, so they are asked for, then dropped.
-  int rc = io_uring_queue_init(kDepth, &u->ring_, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN);
-  if (rc == -EINVAL) rc = io_uring_queue_init(kDepth, &u->ring_, 0);
+  // No IORING_SETUP_SINGLE_ISSUER: the ring is made on the thread that
+  // opens the device and used by a reader or writer thread (the kernel
+  // binds a single-issuer ring to its creator and refuses the others).
+  const int rc = io_uring_queue_init(kDepth, &u->ring_, 0);
   if (rc < 0) return absl::UnavailableError(absl::StrCat("io_uring_queue_init: ", strerror(-rc)));
   return u;
 }
@@ -24,13 +23,18 @@ absl::StatusOr<bool> Uring::ReadsCompleteAtOnce(int fd) {
   char byte[1];
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   io_uring_prep_read(sqe, fd, byte, sizeof byte, uint64_t(-1));
+  sqe->rw_flags = RWF_NOWAIT;
   io_uring_sqe_set_data64(sqe, 1);
   int rc = io_uring_submit(&ring_);
   if (rc != 1) return absl::UnavailableError(absl::StrCat("io_uring_submit: ", strerror(rc < 0 ? -rc : EIO)));
+  // A read that fails at once completes within the submission or just
+  // after it; one parked for data does not complete at all.
   io_uring_cqe* cqe = nullptr;
-  if (io_uring_peek_cqe(&ring_, &cqe) == 0) {  // completed during the submission
+  __kernel_timespec wait{0, 20 * 1000 * 1000};
+  if (io_uring_wait_cqe_timeout(&ring_, &cqe, &wait) == 0) {
+    const bool again = cqe->res == -EAGAIN;
     io_uring_cqe_seen(&ring_, cqe);
-    return true;
+    return again;
   }
   // Parked until data comes: cancel it, and reap both completions (the
   // read's, -ECANCELED, and the cancel's).
@@ -60,6 +64,9 @@ void Uring::Run(int fd, std::span<const iovec> iov, int32_t* results, bool write
       io_uring_prep_write(sqe, fd, iov[i].iov_base, unsigned(iov[i].iov_len), uint64_t(-1));
     } else {
       io_uring_prep_read(sqe, fd, iov[i].iov_base, unsigned(iov[i].iov_len), uint64_t(-1));
+      // Fail at once when there is nothing to read, never wait for data
+      // (the kernel would otherwise park the read until a packet comes).
+      sqe->rw_flags = RWF_NOWAIT;
     }
     io_uring_sqe_set_data64(sqe, i);
     results[i] = -ECANCELED;

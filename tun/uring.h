@@ -9,14 +9,15 @@
 //
 // How it stays correct:
 // - The descriptor is O_NONBLOCK. A write to a TUN never waits, so io_uring
-//   runs each write at submission, in order. A read with nothing to read
-//   completes with -EAGAIN at once on some kernels (6.18 here) but is parked
-//   until a packet comes on others (where io_uring treats a non-blocking
-//   character device as pollable, as 6.1 does): ReadsCompleteAtOnce() asks
-//   the kernel at start, on the empty device, and reads are batched only
-//   where they complete at once; elsewhere a reader uses read(). Then after
-//   one io_uring_enter() every completion is there, and packets come out in
-//   the order the device queued them.
+//   runs each write at submission, in order. A read is asked not to wait
+//   (RWF_NOWAIT): with nothing to read it completes with -EAGAIN at once;
+//   without that flag io_uring would park it until a packet came (it treats
+//   the TUN as pollable, O_NONBLOCK or not). ReadsCompleteAtOnce() checks,
+//   at start on the still-empty device, that this kernel's TUN honours the
+//   flag (one that does not fails such reads with -EOPNOTSUPP); where it
+//   does not, a reader uses read(). So after one io_uring_enter() every
+//   completion is there, and packets come out in the order the device
+//   queued them.
 // - A batch asks for about twice what the last one got (at least 2, at most
 //   the buffers given): a lone ping costs one read that finds it and one
 //   that finds nothing, in one call; a full batch grows to the whole batch.

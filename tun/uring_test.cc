@@ -50,22 +50,39 @@ TEST_F(UringTest, ReadsWhatIsQueuedInOrder) {
   }
 }
 
-// A socket is pollable: io_uring parks a read of an empty one rather than
-// failing it with -EAGAIN. The probe says so, cancels the read, and leaves
-// the ring usable (and no byte is taken from what comes later).
-TEST_F(UringTest, ProbeSeesAParkedReadAndCancelsIt) {
+// Reads are RWF_NOWAIT: on an empty socket (which takes the flag, as this
+// kernel's TUN does) each completes at once with -EAGAIN instead of being
+// parked until data comes, so the probe says yes and a batch never waits.
+TEST_F(UringTest, ReadsOfAnEmptySocketFailAtOnce) {
   auto at_once = ring_->ReadsCompleteAtOnce(fds_[0]);
+  ASSERT_TRUE(at_once.ok()) << at_once.status();
+  EXPECT_TRUE(*at_once);
+  char bufs[4][64];
+  iovec iov[4];
+  for (int i = 0; i < 4; ++i) iov[i] = iovec{bufs[i], sizeof bufs[i]};
+  int32_t res[4];
+  ring_->ReadEach(fds_[0], std::span<const iovec>(iov, 4), res);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(res[i], -EAGAIN) << i;
+  // Nothing was taken from what comes later.
+  const std::string m = "after the probe";
+  ASSERT_EQ(write(fds_[1], m.data(), m.size()), ssize_t(m.size()));
+  ring_->ReadEach(fds_[0], std::span<const iovec>(iov, 2), res);
+  ASSERT_EQ(res[0], int32_t(m.size()));
+  EXPECT_EQ(std::string(bufs[0], res[0]), m);
+  EXPECT_EQ(res[1], -EAGAIN);
+  EXPECT_FALSE(ring_->failed());
+}
+
+// A descriptor whose empty read does not end in -EAGAIN (here /dev/null's
+// end of file): the probe says no, and natd would use read().
+TEST_F(UringTest, ProbeSaysNoUnlessAnEmptyReadFailsWithEagain) {
+  const int null = open("/dev/null", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(null, 0);
+  auto at_once = ring_->ReadsCompleteAtOnce(null);
+  close(null);
   ASSERT_TRUE(at_once.ok()) << at_once.status();
   EXPECT_FALSE(*at_once);
   EXPECT_FALSE(ring_->failed());
-  const std::string m = "after the probe";
-  ASSERT_EQ(write(fds_[1], m.data(), m.size()), ssize_t(m.size()));
-  char buf[64];
-  iovec iov{buf, sizeof buf};
-  int32_t res;
-  ring_->ReadEach(fds_[0], std::span<const iovec>(&iov, 1), &res);
-  ASSERT_EQ(res, int32_t(m.size()));
-  EXPECT_EQ(std::string(buf, res), m);
 }
 
 TEST_F(UringTest, WritesEachAsOneMessageInOrder) {
