@@ -103,42 +103,66 @@ void Pipeline::Stop() {
   pool_free_at_stop_ = pool_.free_approx();
 }
 
+// The free buffers a reading thread holds, topped up from the pool before
+// each read; a read fills them from the front, and what it leaves unused
+// stays for the next. With no buffer anywhere a packet is still read (into
+// scratch) and dropped, so the device keeps moving. Given back at the end.
+class Pipeline::ReadStash {
+ public:
+  ReadStash(Pipeline& p, uint32_t batch)
+      : p_(p), in_(p.pool_.MakeConsumerToken()), stash_(batch), scratch_(kHeadroom + p.pool_.buffer_size()) {}
+  ~ReadStash() {
+    auto out = p_.pool_.MakeProducerToken();
+    p_.pool_.Release(out, stash_.data(), held_);
+  }
+
+  // Reads a batch; returns how many packets, which are Packets(got).
+  size_t Read(PacketIo* io) {
+    if (held_ < stash_.size()) held_ += p_.pool_.Acquire(in_, stash_.data() + held_, stash_.size() - held_);
+    if (held_ == 0) {
+      // Shaped like a pooled buffer (headroom first): a device may use it.
+      PacketBuf tmp{scratch_.data() + kHeadroom, 0, 0, 0, 0};
+      if (io->ReadBatch(std::span(&tmp, 1), p_.pool_.buffer_size(), p_.stop_readers_) > 0) {
+        p_.read_.fetch_add(1, std::memory_order_relaxed);
+        p_.Drop(PipelineDrop::kPoolEmpty);
+      }
+      return 0;
+    }
+    const size_t got = io->ReadBatch(std::span(stash_.data(), held_), p_.pool_.buffer_size(), p_.stop_readers_);
+    p_.read_.fetch_add(got, std::memory_order_relaxed);
+    return got;
+  }
+  std::span<const PacketBuf> Packets(size_t got) const { return std::span(stash_.data(), got); }
+  // The first `got` buffers left with their packets: the rest move to the front.
+  void Consume(size_t got) {
+    std::copy(stash_.begin() + got, stash_.begin() + held_, stash_.begin());
+    held_ -= got;
+  }
+
+ private:
+  Pipeline& p_;
+  moodycamel::ConsumerToken in_;
+  std::vector<PacketBuf> stash_;
+  size_t held_ = 0;
+  std::vector<uint8_t> scratch_;
+};
+
 void Pipeline::ReaderLoop(uint32_t r) {
   PacketIo* io = readers_[r];
   const uint32_t batch = opt_.batch;
   const uint32_t workers = proc_->workers();
-  auto pool_in = pool_.MakeConsumerToken();
   auto pool_out = pool_.MakeProducerToken();
   std::vector<moodycamel::ProducerToken> tokens;
   for (uint32_t w = 0; w < workers; ++w) tokens.emplace_back(*worker_queues_[w]);
-  std::vector<PacketBuf> stash(batch);  // free buffers this reader holds
-  size_t stashed = 0;
+  ReadStash stash(*this, batch);
   std::vector<std::vector<PacketBuf>> staged(workers);
   for (auto& s : staged) s.reserve(batch);
-  // Shaped like a pooled buffer (headroom first): a device may use it.
-  std::vector<uint8_t> scratch(kHeadroom + pool_.buffer_size());
 
   while (!stop_readers_.load(std::memory_order_relaxed)) {
-    if (stashed < batch) stashed += pool_.Acquire(pool_in, stash.data() + stashed, batch - stashed);
-    if (stashed == 0) {
-      // No buffer anywhere: read into scratch and drop, so the device keeps moving.
-      PacketBuf tmp{scratch.data() + kHeadroom, 0, 0, 0};
-      if (io->ReadBatch(std::span(&tmp, 1), pool_.buffer_size(), stop_readers_) > 0) {
-        read_.fetch_add(1, std::memory_order_relaxed);
-        Drop(PipelineDrop::kPoolEmpty);
-      }
-      continue;
-    }
-    // Fill the stash from its front; what the read leaves unused stays stashed.
-    size_t got = io->ReadBatch(std::span(stash.data(), stashed), pool_.buffer_size(), stop_readers_);
+    const size_t got = stash.Read(io);
     if (got == 0) continue;
-    read_.fetch_add(got, std::memory_order_relaxed);
-    for (size_t i = 0; i < got; ++i) {
-      staged[proc_->WorkerOf(stash[i].data, stash[i].len)].push_back(stash[i]);
-    }
-    // Keep the unused buffers at the front of the stash.
-    for (size_t i = got; i < stashed; ++i) stash[i - got] = stash[i];
-    stashed -= got;
+    for (const PacketBuf& b : stash.Packets(got)) staged[proc_->WorkerOf(b.data, b.len)].push_back(b);
+    stash.Consume(got);
     for (uint32_t w = 0; w < workers; ++w) {
       auto& s = staged[w];
       if (s.empty()) continue;
@@ -149,7 +173,6 @@ void Pipeline::ReaderLoop(uint32_t r) {
       s.clear();
     }
   }
-  pool_.Release(pool_out, stash.data(), stashed);
 }
 
 void Pipeline::CollectStatus(uint32_t w, int64_t now_ms) {
@@ -300,31 +323,17 @@ void Pipeline::WorkerLoop(uint32_t w) {
 void Pipeline::InlineLoop() {
   PacketIo* io = readers_[0];
   const uint32_t batch = opt_.batch;
-  auto pool_in = pool_.MakeConsumerToken();
   BatchContext ctx(*this, batch);
   ctx.direct_write = true;
-  std::vector<PacketBuf> stash(batch);
-  size_t stashed = 0;
-  std::vector<uint8_t> scratch(kHeadroom + pool_.buffer_size());
+  ReadStash stash(*this, batch);
   uint64_t status_seen = 0;
   while (!stop_readers_.load(std::memory_order_relaxed)) {
-    if (stashed < batch) stashed += pool_.Acquire(pool_in, stash.data() + stashed, batch - stashed);
-    size_t got = 0;
-    if (stashed == 0) {
-      PacketBuf tmp{scratch.data() + kHeadroom, 0, 0, 0, 0};
-      if (io->ReadBatch(std::span(&tmp, 1), pool_.buffer_size(), stop_readers_) > 0) {
-        read_.fetch_add(1, std::memory_order_relaxed);
-        Drop(PipelineDrop::kPoolEmpty);
-      }
-    } else {
-      got = io->ReadBatch(std::span(stash.data(), stashed), pool_.buffer_size(), stop_readers_);
-    }
+    const size_t got = stash.Read(io);
     const int64_t now = NowMs();
     if (got > 0) {
-      read_.fetch_add(got, std::memory_order_relaxed);
-      std::copy(stash.begin(), stash.begin() + got, ctx.pkts.begin());
-      for (size_t i = got; i < stashed; ++i) stash[i - got] = stash[i];
-      stashed -= got;
+      const auto packets = stash.Packets(got);
+      std::copy(packets.begin(), packets.end(), ctx.pkts.begin());
+      stash.Consume(got);
       FinishBatch(0, ctx, got, now);
     }
     // A processor's hand-off to its only worker comes back here.
@@ -338,8 +347,6 @@ void Pipeline::InlineLoop() {
       CollectStatus(0, now);
     }
   }
-  auto pool_out = pool_.MakeProducerToken();
-  pool_.Release(pool_out, stash.data(), stashed);
 }
 
 void Pipeline::DrainAfterWorkers() {

@@ -122,6 +122,7 @@ class Pipeline {
   // What one thread needs to finish batches for any worker: tokens for the
   // writer's queue and each worker's queue, and scratch vectors.
   struct BatchContext;
+  class ReadStash;
   void WorkerLoop(uint32_t w);
   // Translates pkts[0, n) on worker w's shard and sends each where it goes.
   // n may be 0: then only what the processor lets go of is sent on.
