@@ -71,14 +71,8 @@ class Steering {
     if (shards_ == 1) return 0;
     const size_t alen = v.family == 4 ? 4 : 16;
     uint64_t h = uint64_t(v.frag_id) << 8 | v.proto;
-    for (const uint8_t* a : {d + v.src_addr_offset(), d + v.dst_addr_offset()}) {
-      for (size_t i = 0; i < alen; i += 4) {
-        uint32_t w;
-        std::memcpy(&w, a + i, 4);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
-      }
-    }
+    h = MixAddress(h, d + v.src_addr_offset(), alen);
+    h = MixAddress(h, d + v.dst_addr_offset(), alen);
     return static_cast<uint32_t>((h >> 32) % shards_);
   }
 
@@ -121,14 +115,18 @@ class Steering {
   uint32_t InsideShard(const uint8_t* addr, size_t addr_len, uint16_t port) const {
     const uint8_t owner = plan_->OwnerOf(port);
     if (owner != PortPlan::kNoShard) return owner;
-    uint64_t h = port;
+    return static_cast<uint32_t>((MixAddress(port, addr, addr_len) >> 32) % shards_);
+  }
+
+  // Folds an address, a 32-bit word at a time, into a steering hash.
+  static uint64_t MixAddress(uint64_t h, const uint8_t* addr, size_t addr_len) {
     for (size_t i = 0; i < addr_len; i += 4) {
       uint32_t w;
       std::memcpy(&w, addr + i, 4);
       h = (h ^ w) * 0x9e3779b97f4a7c15ull;
       h ^= h >> 29;
     }
-    return static_cast<uint32_t>((h >> 32) % shards_);
+    return h;
   }
 
   const uint32_t shards_;
