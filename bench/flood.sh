@@ -56,30 +56,7 @@ GAP=8        # s of quiet after each flood
 SKIP=1       # s at the start of each flood, and after it, not counted (ramps)
 FLOW_TIME=$((SETTLE + BASELINE + 3 * DURATION + 3 * GAP + 20))  # + markers, pool builds, slack
 
-stress_results_dir flood
-stress_natd_bin
-export LAB_PREFIX=natd-flood-$$
-LAB_DIR=$(mktemp -d /tmp/natd-flood.XXXXXX)
-export LAB_DIR
-# shellcheck source=../tests/lab/lab.sh
-source "$STRESS_ROOT/tests/lab/lab.sh"
-
-cleanup() {
-  local rc=$?
-  trap - EXIT
-  set +e
-  [ -n "${STRESS_SAMPLER_PID:-}" ] && kill "$STRESS_SAMPLER_PID" 2>/dev/null
-  lab_down  # stops natd and kills whatever runs in the namespaces (iperf3, tcpdump, floods)
-  # Keep what the run left, without the per-session lines of status dumps.
-  [ -f "$LAB_DIR/natd.out" ] && grep -v '^    ' "$LAB_DIR/natd.out" >"$RESULTS_DIR/natd.out"
-  for f in natd.err natd.log; do [ -f "$LAB_DIR/$f" ] && tail -n 200 "$LAB_DIR/$f" >"$RESULTS_DIR/$f"; done
-  rm -rf "$LAB_DIR"
-  exit "$rc"
-}
-lab_up
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+stress_lab_up flood
 
 echo "natd: $NATD_BIN ${NATD_FLAGS[*]}"
 echo "results: $RESULTS_DIR"

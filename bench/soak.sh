@@ -63,29 +63,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "$0: needs root (network namespaces)" >&2; exit 2; }
 if [ -z "$WARMUP" ]; then WARMUP=$((DURATION / 2 < 150 ? DURATION / 2 : 150)); fi
 
-stress_results_dir soak
-stress_natd_bin
-export LAB_PREFIX=natd-soak-$$
-LAB_DIR=$(mktemp -d /tmp/natd-soak.XXXXXX)
-export LAB_DIR
-# shellcheck source=../tests/lab/lab.sh
-source "$STRESS_ROOT/tests/lab/lab.sh"
-
-cleanup() {
-  local rc=$?
-  trap - EXIT
-  set +e
-  [ -n "${STRESS_SAMPLER_PID:-}" ] && kill "$STRESS_SAMPLER_PID" 2>/dev/null
-  lab_down  # stops natd and kills whatever runs in the namespaces
-  [ -f "$LAB_DIR/natd.out" ] && grep -v '^    ' "$LAB_DIR/natd.out" >"$RESULTS_DIR/natd.out"
-  for f in natd.err natd.log; do [ -f "$LAB_DIR/$f" ] && tail -n 200 "$LAB_DIR/$f" >"$RESULTS_DIR/$f"; done
-  rm -rf "$LAB_DIR"
-  exit "$rc"
-}
-lab_up
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+stress_lab_up soak
 
 echo "natd: $NATD_BIN ${NATD_FLAGS[*]}"
 echo "results: $RESULTS_DIR"

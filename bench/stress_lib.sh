@@ -92,3 +92,34 @@ stress_verdicts() {
   done
   return $failed
 }
+
+# The run's results folder, natd binary and a lab of its own
+# (natd-NAME-<pid>), brought up; on exit, however it comes, the lab goes
+# down (natd stopped, whatever runs in the namespaces killed) and what the
+# run left is kept in the results folder: natd's stdout without the
+# per-session lines of status dumps, the tails of its stderr and log.
+stress_lab_up() {  # NAME
+  stress_results_dir "$1"
+  stress_natd_bin
+  export LAB_PREFIX=natd-$1-$$
+  LAB_DIR=$(mktemp -d "/tmp/natd-$1.XXXXXX")
+  export LAB_DIR
+  # shellcheck source=../tests/lab/lab.sh
+  source "$STRESS_ROOT/tests/lab/lab.sh"
+  lab_up
+  trap stress_cleanup EXIT
+  trap 'exit 143' TERM
+  trap 'exit 130' INT
+}
+
+stress_cleanup() {
+  local rc=$?
+  trap - EXIT
+  set +e
+  [ -n "${STRESS_SAMPLER_PID:-}" ] && kill "$STRESS_SAMPLER_PID" 2>/dev/null
+  lab_down
+  [ -f "$LAB_DIR/natd.out" ] && grep -v '^    ' "$LAB_DIR/natd.out" >"$RESULTS_DIR/natd.out"
+  for f in natd.err natd.log; do [ -f "$LAB_DIR/$f" ] && tail -n 200 "$LAB_DIR/$f" >"$RESULTS_DIR/$f"; done
+  rm -rf "$LAB_DIR"
+  exit "$rc"
+}
