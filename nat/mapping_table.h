@@ -32,6 +32,14 @@
 // Entries live in vectors sized at start (capacity fixed; a full table is a
 // clean refusal); the hash maps hold indices, never pointers, because
 // flat_hash_map moves its slots on rehash, and they are reserve()d at start.
+// by_inside_, by_outside_ and by_key_, one entry per session (or mapping)
+// each, are sets of bare u32 indices (see ByIndex): the key is read from the
+// session and its mapping, which hold it anyway, so a slot is 4 bytes and a
+// control byte, not the key beside the index (16 to 48 bytes). abseil sizes
+// a table to a power of two at a load of at most 7/8, so a capacity just
+// under a power of two (64512) gets about twice as many slots as entries.
+// Per session slot, IPv4 / IPv6: the session 32 / 48 bytes, a mapping slot
+// 80 / 104, the three sets about 3 x 2 x 5 = 30.
 //
 // Expiry is lazy (see Expire): a packet only moves its session's
 // expires_ms forward. Every session sits on one list, ordered by the expiry
@@ -53,6 +61,7 @@
 #include <bit>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -244,9 +253,9 @@ class MappingTable {
     free_session_ = cfg_.capacity ? 0 : kNil;
     free_mapping_ = cfg_.capacity ? 0 : kNil;
     const bool pf = cfg_.prefault;
-    Build(by_inside_, cfg_.capacity, pf);
-    Build(by_outside_, cfg_.capacity, pf);
-    Build(by_key_, cfg_.capacity, pf);
+    BuildIndex(by_inside_, cfg_.capacity, pf);
+    BuildIndex(by_outside_, cfg_.capacity, pf);
+    BuildIndex(by_key_, cfg_.capacity, pf);
     const Behavior& b = cfg_.behavior;
     track_addr_ = b.filtering == Dependence::kAddressDependent || b.sharing == PortSharing::kPerRemoteAddress;
     if (track_addr_) Build(by_addr_, cfg_.capacity, pf);
@@ -274,7 +283,7 @@ class MappingTable {
     if (it == by_inside_.end()) [[unlikely]] {
       return OutboundNew(inside, inside_port, remote, remote_port, tcp_flags, bytes, now);
     }
-    const uint32_t s = it->second;
+    const uint32_t s = *it;
     Touch(s, Direction::kOut, tcp_flags, bytes, now);
     return {DropReason::kNone, s};
   }
@@ -289,10 +298,10 @@ class MappingTable {
     if (mit == by_key_.end() && !explicit_.empty()) {
       // The endpoint's explicit mapping serves every destination.
       auto eit = explicit_.find(EndpointKey<Addr>{inside, inside_port});
-      if (eit != explicit_.end()) mit = by_key_.find(KeyOf(mappings_[eit->second.mapping]));
+      if (eit != explicit_.end()) mit = by_key_.find(eit->second.mapping);
     }
     if (mit != by_key_.end()) {
-      m = mit->second;
+      m = *mit;
       if (free_session_ == kNil) return Refuse(m, remote, remote_port, DropReason::kTableFull);
       if (OverQuota(inside)) return Refuse(m, remote, remote_port, DropReason::kHostQuota);
     } else {
@@ -362,7 +371,10 @@ class MappingTable {
 
   // Look-ahead for a batch (Shard::Process), in two steps a few packets
   // apart: the hash slots that Outbound / Inbound will read for a packet,
-  // then, once those are near, its session's entry. Nothing else happens.
+  // then, once those are near, its session's entry (a slot holds only the
+  // session's index, so this step prefetches the session of every slot whose
+  // control byte matches, without comparing keys: see Probe), then its
+  // mapping's (ProbeMapping). Nothing else happens.
   // GCC deems a function whose only effect is a prefetch pure and drops
   // calls to it (absl's prefetch() included, unless inlined): hence flatten
   // and the empty asm volatile statements.
@@ -375,26 +387,35 @@ class MappingTable {
     by_outside_.prefetch(OutsideKey<Addr>{remote, external_port, remote_port});
     asm volatile("");
   }
-  void PrefetchOutboundSession(const Addr& inside, uint16_t inside_port, const Addr& remote,
+  [[gnu::flatten]] void PrefetchOutboundSession(const Addr& inside, uint16_t inside_port, const Addr& remote,
                                uint16_t remote_port) const {
-    auto it = by_inside_.find(InsideKey<Addr>{inside, remote, inside_port, remote_port});
-    if (it != by_inside_.end()) __builtin_prefetch(&sessions_[it->second]);
+    (void)by_inside_.find(Probe<InsideKey<Addr>>{{inside, remote, inside_port, remote_port}});
     asm volatile("");
   }
-  void PrefetchInboundSession(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
-    auto it = by_outside_.find(OutsideKey<Addr>{remote, external_port, remote_port});
-    if (it != by_outside_.end()) __builtin_prefetch(&sessions_[it->second]);
+  [[gnu::flatten]] void PrefetchInboundSession(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
+    (void)by_outside_.find(Probe<OutsideKey<Addr>>{{remote, external_port, remote_port}});
+    asm volatile("");
+  }
+
+  [[gnu::flatten]] void PrefetchOutboundMapping(const Addr& inside, uint16_t inside_port, const Addr& remote,
+                                                uint16_t remote_port) const {
+    (void)by_inside_.find(ProbeMapping<InsideKey<Addr>>{{inside, remote, inside_port, remote_port}});
+    asm volatile("");
+  }
+  [[gnu::flatten]] void PrefetchInboundMapping(uint16_t external_port, const Addr& remote,
+                                               uint16_t remote_port) const {
+    (void)by_outside_.find(ProbeMapping<OutsideKey<Addr>>{{remote, external_port, remote_port}});
     asm volatile("");
   }
 
   // Lookups without side effects, for ICMP errors (which never create state).
   uint32_t FindOutside(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
     auto it = by_outside_.find(OutsideKey<Addr>{remote, external_port, remote_port});
-    return it == by_outside_.end() ? kNil : it->second;
+    return it == by_outside_.end() ? kNil : *it;
   }
   uint32_t FindInside(const Addr& inside, uint16_t inside_port, const Addr& remote, uint16_t remote_port) const {
     auto it = by_inside_.find(InsideKey<Addr>{inside, remote, inside_port, remote_port});
-    return it == by_inside_.end() ? kNil : it->second;
+    return it == by_inside_.end() ? kNil : *it;
   }
 
   // Removes every session whose time has come (expires_ms <= now); returns
@@ -519,9 +540,9 @@ class MappingTable {
     // The endpoint's endpoint-independent dynamic mapping, pinned in place
     // when its port is its own (not shared with other mappings).
     if (auto mit = by_key_.find(InsideKey<Addr>{inside, Addr{}, inside_port, 0}); mit != by_key_.end()) {
-      const Mapping& mp = mappings_[mit->second];
+      const Mapping& mp = mappings_[*mit];
       const bool alone = cfg_.behavior.sharing == PortSharing::kExclusive || port_users_[mp.external_port] == 1;
-      if (alone && (!prefer_failure || suggested == 0 || suggested == mp.external_port)) m = mit->second;
+      if (alone && (!prefer_failure || suggested == 0 || suggested == mp.external_port)) m = *mit;
     }
     if (m == kNil) {
       if (free_mapping_ == kNil) return {ExplicitCode::kTableFull, 0};
@@ -797,6 +818,114 @@ class MappingTable {
   }
   using ExplicitMap = Map<EndpointKey<Addr>, Explicit>;
 
+  // The three big maps are sets of indices: a slot holds a session's (or a
+  // mapping's) u32 index and nothing else, and the key is read from the
+  // entries when it is needed (4 bytes a slot instead of 16 to 48). Their
+  // Hash and Eq are one transparent functor that points at the table's
+  // arrays: an index hashes as the key its entries hold, and a lookup by key
+  // compares the entries of each candidate index with it (heterogeneous
+  // find). So an entry's key fields must not change while its index is in a
+  // set: a session is inserted once its fields are set and erased before
+  // they are cleared, and likewise a mapping. The arrays never move (sized
+  // in the constructor, and the table itself is neither copied nor moved).
+  //
+  // A packet's lookup reads the candidate's session (remote, remote port)
+  // and, when those match, its mapping (inside endpoint, or external port):
+  // the same two entries Touch and the rewrite read next, so a hit costs no
+  // cache line beyond what it did with keys in the slots.
+  enum class IndexOf { kInside, kOutside, kMapping };
+  // A key to look up for the look-ahead only: every candidate index (a slot
+  // whose control byte matches) has its session prefetched, and none
+  // matches, so the lookup reads the control bytes and slots and no entry.
+  template <typename K>
+  struct Probe {
+    K key;
+  };
+  // Likewise, a step later: every candidate whose session (by then near)
+  // holds the key's remote end has its mapping prefetched.
+  template <typename K>
+  struct ProbeMapping {
+    K key;
+  };
+  template <IndexOf kWhat>
+  struct ByIndex {
+    using is_transparent = void;
+    using Key = std::conditional_t<kWhat == IndexOf::kOutside, OutsideKey<Addr>, InsideKey<Addr>>;
+    const Session* sessions = nullptr;
+    const Mapping* mappings = nullptr;
+
+    Key KeyAt(uint32_t i) const {
+      if constexpr (kWhat == IndexOf::kMapping) {
+        return KeyOf(mappings[i]);
+      } else {
+        const Session& ss = sessions[i];
+        const Mapping& mp = mappings[ss.mapping];
+        if constexpr (kWhat == IndexOf::kInside) {
+          return Key{mp.inside, ss.remote, mp.inside_port, ss.remote_port};
+        } else {
+          return Key{ss.remote, mp.external_port, ss.remote_port};
+        }
+      }
+    }
+    bool Matches(uint32_t i, const Key& k) const {
+      if constexpr (kWhat == IndexOf::kMapping) {
+        return KeyAt(i) == k;
+      } else {
+        // The session first: a different remote end never reads the mapping.
+        const Session& ss = sessions[i];
+        if (!(ss.remote == k.remote) || ss.remote_port != k.remote_port) return false;
+        const Mapping& mp = mappings[ss.mapping];
+        if constexpr (kWhat == IndexOf::kInside) {
+          return mp.inside == k.inside && mp.inside_port == k.inside_port;
+        } else {
+          return mp.external_port == k.external_port;
+        }
+      }
+    }
+
+    // Hash: identical for a key and for the index that holds it.
+    size_t operator()(uint32_t i) const { return TableHash()(KeyAt(i)); }
+    size_t operator()(const Key& k) const { return TableHash()(k); }
+    size_t operator()(const Probe<Key>& p) const { return TableHash()(p.key); }
+    // Eq. Two indices: the same entry (a set never holds two with one key).
+    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    bool operator()(uint32_t i, const Key& k) const { return Matches(i, k); }
+    bool operator()(const Key& k, uint32_t i) const { return Matches(i, k); }
+    bool operator()(uint32_t i, const Probe<Key>&) const {
+      const void* entry;
+      if constexpr (kWhat == IndexOf::kMapping) {
+        entry = &mappings[i];
+      } else {
+        entry = &sessions[i];
+      }
+      __builtin_prefetch(entry);
+      // Not pure (see PrefetchOutbound): the lookup must not be dropped.
+      asm volatile("" : : "r"(entry));
+      return false;
+    }
+    bool operator()(const Probe<Key>& p, uint32_t i) const { return (*this)(i, p); }
+    size_t operator()(const ProbeMapping<Key>& p) const { return TableHash()(p.key); }
+    bool operator()(uint32_t i, const ProbeMapping<Key>& p) const {
+      static_assert(kWhat != IndexOf::kMapping);
+      const Session& ss = sessions[i];
+      if (ss.remote == p.key.remote && ss.remote_port == p.key.remote_port) {
+        const void* entry = &mappings[ss.mapping];
+        __builtin_prefetch(entry);
+        asm volatile("" : : "r"(entry));
+      }
+      return false;
+    }
+    bool operator()(const ProbeMapping<Key>& p, uint32_t i) const { return (*this)(i, p); }
+  };
+  template <IndexOf kWhat>
+  using IndexSet = absl::flat_hash_set<uint32_t, ByIndex<kWhat>, ByIndex<kWhat>, TableAllocator<uint32_t>>;
+  template <typename S>
+  void BuildIndex(S& set, size_t n, bool prefault) {
+    const typename S::hasher fn{sessions_.data(), mappings_.data()};
+    set = S(0, fn, fn, typename S::allocator_type(prefault));
+    set.reserve(n);
+  }
+
   static InsideKey<Addr> KeyOf(const Mapping& mp) {
     return InsideKey<Addr>{mp.inside, mp.remote_key, mp.inside_port, mp.remote_port_key};
   }
@@ -944,7 +1073,7 @@ class MappingTable {
     mp.ip_delta = addr_delta;
     // ICMPv4 has no pseudo-header: only the identifier is summed.
     mp.l4_delta = cfg_.proto == kProtoIcmp ? port_delta : AddDelta(addr_delta, port_delta);
-    by_key_.emplace(key, m);
+    by_key_.insert(m);  // its key (KeyOf(mp)) is `key`
     if (cfg_.behavior.sharing == PortSharing::kExclusive) {
       port_owner_[port] = m;
       ++exclusive_used_;
@@ -963,7 +1092,7 @@ class MappingTable {
 
   void RemoveMapping(uint32_t m, RemoveReason why) {
     Mapping& mp = mappings_[m];
-    by_key_.erase(InsideKey<Addr>{mp.inside, mp.remote_key, mp.inside_port, mp.remote_port_key});
+    by_key_.erase(m);  // before mp's key fields change
     if (cfg_.behavior.sharing == PortSharing::kExclusive) {
       port_owner_[mp.external_port] = kNil;
       --exclusive_used_;
@@ -991,8 +1120,9 @@ class MappingTable {
     ss.remote_port = remote_port;
     ss.expires_ms = now + cfg_.timeout_ms;
     Link(Sentinel(0), s, ss.expires_ms);
-    by_inside_.emplace(InsideKey<Addr>{mp.inside, remote, mp.inside_port, remote_port}, s);
-    by_outside_.emplace(OutsideKey<Addr>{remote, mp.external_port, remote_port}, s);
+    // The session's key fields are set: its keys are computed from them.
+    by_inside_.insert(s);
+    by_outside_.insert(s);
     if (track_addr_) {
       auto [it, inserted] = by_addr_.try_emplace(AddrKey<Addr>{remote, mp.external_port}, AddrRef{m, 0});
       ++it->second.sessions;
@@ -1008,8 +1138,8 @@ class MappingTable {
     const uint32_t m = ss.mapping;
     Mapping& mp = mappings_[m];
     Unlink(s);
-    by_inside_.erase(InsideKey<Addr>{mp.inside, ss.remote, mp.inside_port, ss.remote_port});
-    by_outside_.erase(OutsideKey<Addr>{ss.remote, mp.external_port, ss.remote_port});
+    by_inside_.erase(s);  // while ss.mapping still names its mapping
+    by_outside_.erase(s);
     if (track_addr_) {
       auto it = by_addr_.find(AddrKey<Addr>{ss.remote, mp.external_port});
       if (it != by_addr_.end() && --it->second.sessions == 0) by_addr_.erase(it);
@@ -1206,9 +1336,9 @@ class MappingTable {
   uint64_t ladder_used_ = 0;  // bit j: ladder list j may hold sessions
   int64_t next_due_ = INT64_MAX;  // no list's first session is linked earlier
 
-  Map<InsideKey<Addr>, uint32_t> by_inside_;
-  Map<OutsideKey<Addr>, uint32_t> by_outside_;
-  Map<InsideKey<Addr>, uint32_t> by_key_;
+  IndexSet<IndexOf::kInside> by_inside_;
+  IndexSet<IndexOf::kOutside> by_outside_;
+  IndexSet<IndexOf::kMapping> by_key_;
   Map<AddrKey<Addr>, AddrRef> by_addr_;
   Map<EndpointKey<Addr>, EndpointRef> endpoints_;
   Map<Addr, uint32_t> hosts_;
