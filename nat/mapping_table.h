@@ -38,8 +38,14 @@
 // control byte, not the key beside the index (16 to 48 bytes). abseil sizes
 // a table to a power of two at a load of at most 7/8, so a capacity just
 // under a power of two (64512) gets about twice as many slots as entries.
+// Mapping slots: one a session slot, except that where ports are exclusive
+// (each mapping holds its external port alone) there are never more
+// mappings than the shard's ports, so a table of more sessions than that
+// has only as many mapping slots (and by_key_ slots) as ports.
 // Per session slot, IPv4 / IPv6: the session 32 / 48 bytes, a mapping slot
-// 80 / 104, the three sets about 3 x 2 x 5 = 30.
+// 72 / 96, the three sets about 3 x 2 x 5 = 30; in a table of 1032192
+// sessions with exclusive ports, 64512 mapping slots: 32 / 48 + about 5 / 6
+// + 20 + 1.
 //
 // Expiry is lazy (see Expire): a packet only moves its session's
 // expires_ms forward. Every session sits on one list, ordered by the expiry
@@ -59,6 +65,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -203,20 +210,22 @@ template <typename Addr>
 class MappingTable {
  public:
   struct Mapping {
-    // What every packet reads or writes comes first, together, so that a
-    // packet touches as few cache lines of the mapping as it can.
+    // What every packet reads or writes comes first (the counters end it),
+    // so that a packet touches as few cache lines of the mapping as it can;
+    // the order leaves no padding in either family (72 / 96 bytes).
     Addr inside;
     uint16_t inside_port = 0;
     uint16_t external_port = 0;
     uint16_t ip_delta = 0;  // checksum delta of inside addr -> global (IPv4 header, pseudo-header)
     uint16_t l4_delta = 0;  // delta of the L4 checksum for address and port
-    uint32_t sessions = 0;
-    int64_t last_ms = 0;
-    uint64_t packets_out = 0, bytes_out = 0, packets_in = 0, bytes_in = 0;
     Addr remote_key;  // the remote part of the mapping key (zero for EIM)
+    // Of a live mapping, its sessions; of a free one, the next free mapping
+    // (the free list: no field of its own).
+    uint32_t sessions = 0;
     uint16_t remote_port_key = 0;
     bool pinned = false;  // an explicit mapping: lives without sessions
-    uint32_t next_free = kNil;
+    int64_t last_ms = 0;
+    uint64_t packets_out = 0, bytes_out = 0, packets_in = 0, bytes_in = 0;
     int64_t created_ms = 0;
   };
   // IPv4: 32 bytes, aligned so that none straddles two cache lines (the
@@ -244,24 +253,29 @@ class MappingTable {
     // Sessions, then the expiry lists' heads (circular lists through a
     // sentinel entry each, so that unlinking needs no list).
     sessions_.resize(size_t(cfg_.capacity) + kLists);
-    mappings_.resize(cfg_.capacity);
-    for (uint32_t i = 0; i < cfg_.capacity; ++i) {
-      sessions_[i].next = i + 1 < cfg_.capacity ? i + 1 : kNil;
-      mappings_[i].next_free = i + 1 < cfg_.capacity ? i + 1 : kNil;
-    }
+    // Mappings: at most one a session, and where ports are exclusive at
+    // most one an external port of this shard's (each holds its port alone,
+    // explicit ones too), so a table of more sessions than ports (a large
+    // one, or many shards) needs no mapping slot for each session.
+    mapping_capacity_ = cfg_.behavior.sharing == PortSharing::kExclusive
+                            ? std::min<uint32_t>(cfg_.capacity, static_cast<uint32_t>(slice_->size()))
+                            : cfg_.capacity;
+    mappings_.resize(mapping_capacity_);
+    for (uint32_t i = 0; i < cfg_.capacity; ++i) sessions_[i].next = i + 1 < cfg_.capacity ? i + 1 : kNil;
+    for (uint32_t i = 0; i < mapping_capacity_; ++i) mappings_[i].sessions = i + 1 < mapping_capacity_ ? i + 1 : kNil;
     for (uint32_t l = 0; l < kLists; ++l) sessions_[Sentinel(l)].prev = sessions_[Sentinel(l)].next = Sentinel(l);
     free_session_ = cfg_.capacity ? 0 : kNil;
-    free_mapping_ = cfg_.capacity ? 0 : kNil;
+    free_mapping_ = mapping_capacity_ ? 0 : kNil;
     const bool pf = cfg_.prefault;
     BuildIndex(by_inside_, cfg_.capacity, pf);
     BuildIndex(by_outside_, cfg_.capacity, pf);
-    BuildIndex(by_key_, cfg_.capacity, pf);
+    BuildIndex(by_key_, mapping_capacity_, pf);
     const Behavior& b = cfg_.behavior;
     track_addr_ = b.filtering == Dependence::kAddressDependent || b.sharing == PortSharing::kPerRemoteAddress;
     if (track_addr_) Build(by_addr_, cfg_.capacity, pf);
     if (b.sharing == PortSharing::kExclusive) port_owner_.assign(65536, kNil);
     track_endpoints_ = b.strategy == PortStrategy::kReuseLast || b.strategy == PortStrategy::kIncrement;
-    if (track_endpoints_) Build(endpoints_, cfg_.capacity, pf);
+    if (track_endpoints_) Build(endpoints_, mapping_capacity_, pf);  // one per endpoint with mappings
     if (cfg_.host_quota) Build(hosts_, std::min<uint32_t>(cfg_.capacity, 1 << 16), pf);
     if (cfg_.explicit_capacity) {
       Build(explicit_, cfg_.explicit_capacity, pf);
@@ -309,6 +323,8 @@ class MappingTable {
       if (OverQuota(inside)) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kHostQuota);
       uint16_t port = AllocatePort(inside, inside_port, remote, remote_port);
       if (port == 0) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kNoPort);
+      // (Explicit mappings live without sessions: they may hold the rest.)
+      if (free_mapping_ == kNil) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kTableFull);
       m = CreateMapping(mkey, inside, inside_port, port, remote, remote_port, now);
     }
     const uint32_t s = CreateSession(m, remote, remote_port, now);
@@ -545,7 +561,7 @@ class MappingTable {
       if (alone && (!prefer_failure || suggested == 0 || suggested == mp.external_port)) m = *mit;
     }
     if (m == kNil) {
-      if (free_mapping_ == kNil) return {ExplicitCode::kTableFull, 0};
+      if (mapping_count() >= cfg_.capacity) return {ExplicitCode::kTableFull, 0};
       uint16_t port = 0;
       if (suggested != 0 && PortUnused(suggested)) {
         port = suggested;
@@ -562,6 +578,8 @@ class MappingTable {
         }
       }
       if (port == 0) return {ExplicitCode::kNoPort, 0};
+      // (With exclusive ports, a free port means a free mapping slot.)
+      if (free_mapping_ == kNil) return {ExplicitCode::kTableFull, 0};
       const InsideKey<Addr> key{inside, Addr{}, inside_port, 0};
       if (by_key_.contains(key)) return {ExplicitCode::kNoPort, 0};  // its dynamic one shares its port
       m = CreateMapping(key, inside, inside_port, port, Addr{}, 0, now);
@@ -687,6 +705,10 @@ class MappingTable {
     if (sessions > cfg_.capacity) {
       return absl::ResourceExhaustedError(
           absl::StrCat(sessions, " sessions, more than the table's capacity of ", cfg_.capacity));
+    }
+    if (saved.size() > mapping_capacity_) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(saved.size(), " mappings, more than the table's ", mapping_capacity_));
     }
     absl::flat_hash_set<InsideKey<Addr>, TableHash> keys, inside_keys;
     absl::flat_hash_set<OutsideKey<Addr>, TableHash> outside_keys;
@@ -909,8 +931,10 @@ class MappingTable {
       static_assert(kWhat != IndexOf::kMapping);
       const Session& ss = sessions[i];
       if (ss.remote == p.key.remote && ss.remote_port == p.key.remote_port) {
-        const void* entry = &mappings[ss.mapping];
+        // From its start to its counters: two cache lines for most.
+        const char* entry = reinterpret_cast<const char*>(&mappings[ss.mapping]);
         __builtin_prefetch(entry);
+        __builtin_prefetch(entry + offsetof(Mapping, bytes_in));
         asm volatile("" : : "r"(entry));
       }
       return false;
@@ -1059,7 +1083,7 @@ class MappingTable {
                          const Addr& remote, uint16_t remote_port, int64_t now) {
     uint32_t m = free_mapping_;
     Mapping& mp = mappings_[m];
-    free_mapping_ = mp.next_free;
+    free_mapping_ = mp.sessions;  // free: the next free one
     mp = Mapping{};
     mp.inside = inside;
     mp.remote_key = key.remote;
@@ -1105,7 +1129,7 @@ class MappingTable {
     }
     counters_->mappings_removed.Add();
     events_->MappingRemoved(EventOf(mp, mp.remote_key, mp.remote_port_key), why);
-    mp.next_free = free_mapping_;
+    mp.sessions = free_mapping_;  // free: the next free one
     free_mapping_ = m;
   }
 
@@ -1333,6 +1357,7 @@ class MappingTable {
   std::vector<Mapping, TableAllocator<Mapping>> mappings_;
   uint32_t free_session_ = kNil;
   uint32_t free_mapping_ = kNil;
+  uint32_t mapping_capacity_ = 0;  // mappings_.size()
   uint64_t ladder_used_ = 0;  // bit j: ladder list j may hold sessions
   int64_t next_due_ = INT64_MAX;  // no list's first session is linked earlier
 
@@ -1351,8 +1376,8 @@ class MappingTable {
 };
 
 static_assert(sizeof(MappingTable<Ip4>::Session) == 32, "an IPv4 session is half a cache line");
-static_assert(sizeof(MappingTable<Ip4>::Mapping) == 80 && sizeof(MappingTable<Ip6>::Mapping) == 104,
-              "mappings: no padding to speak of");
+static_assert(sizeof(MappingTable<Ip4>::Mapping) == 72 && sizeof(MappingTable<Ip6>::Mapping) == 96,
+              "mappings: no padding");
 static_assert(sizeof(MappingTable<Ip6>::Session) == 48, "an IPv6 session: 44 bytes + alignment");
 
 }  // namespace natd
