@@ -39,7 +39,9 @@ inline void PatchPacket(uint8_t* p, int family, uint32_t i) {
   const uint32_t ep = i % kPorts, remote = i / kPorts;
   const uint32_t in_addr = __builtin_bswap32(0x0a000000u | (ep >> 8));
   const uint16_t in_port = __builtin_bswap16(uint16_t(1024 + (ep & 0xff)));
-  const uint32_t r_addr = __builtin_bswap32(0xc6130000u | remote);
+  // 198.19.0.100 is the global address (BenchConfig): the 101st remote and
+  // later ones (16515072 sessions) skip it.
+  const uint32_t r_addr = __builtin_bswap32(0xc6130000u | (remote < 100 ? remote : remote + 1));
   const size_t src = family == 4 ? 12 : 20, dst = family == 4 ? 16 : 36, l4 = family == 4 ? 20 : 40;
   std::memcpy(p + src, &in_addr, 4);
   std::memcpy(p + dst, &r_addr, 4);

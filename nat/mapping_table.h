@@ -32,6 +32,20 @@
 // Entries live in vectors sized at start (capacity fixed; a full table is a
 // clean refusal); the hash maps hold indices, never pointers, because
 // flat_hash_map moves its slots on rehash, and they are reserve()d at start.
+// by_inside_, by_outside_ and by_key_, one entry per session (or mapping)
+// each, are sets of bare u32 indices (see ByIndex): the key is read from the
+// session and its mapping, which hold it anyway, so a slot is 4 bytes and a
+// control byte, not the key beside the index (16 to 48 bytes). abseil sizes
+// a table to a power of two at a load of at most 7/8, so a capacity just
+// under a power of two (64512) gets about twice as many slots as entries.
+// Mapping slots: one a session slot, except that where ports are exclusive
+// (each mapping holds its external port alone) there are never more
+// mappings than the shard's ports, so a table of more sessions than that
+// has only as many mapping slots (and by_key_ slots) as ports.
+// Per session slot, IPv4 / IPv6: the session 32 / 48 bytes, a mapping slot
+// 72 / 96, the three sets about 3 x 2 x 5 = 30; in a table of 1032192
+// sessions with exclusive ports, 64512 mapping slots: 32 / 48 + about 5 / 6
+// + 20 + 1.
 //
 // Expiry is lazy (see Expire): a packet only moves its session's
 // expires_ms forward. Every session sits on one list, ordered by the expiry
@@ -51,8 +65,10 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -194,20 +210,22 @@ template <typename Addr>
 class MappingTable {
  public:
   struct Mapping {
-    // What every packet reads or writes comes first, together, so that a
-    // packet touches as few cache lines of the mapping as it can.
+    // What every packet reads or writes comes first (the counters end it),
+    // so that a packet touches as few cache lines of the mapping as it can;
+    // the order leaves no padding in either family (72 / 96 bytes).
     Addr inside;
     uint16_t inside_port = 0;
     uint16_t external_port = 0;
     uint16_t ip_delta = 0;  // checksum delta of inside addr -> global (IPv4 header, pseudo-header)
     uint16_t l4_delta = 0;  // delta of the L4 checksum for address and port
-    uint32_t sessions = 0;
-    int64_t last_ms = 0;
-    uint64_t packets_out = 0, bytes_out = 0, packets_in = 0, bytes_in = 0;
     Addr remote_key;  // the remote part of the mapping key (zero for EIM)
+    // Of a live mapping, its sessions; of a free one, the next free mapping
+    // (the free list: no field of its own).
+    uint32_t sessions = 0;
     uint16_t remote_port_key = 0;
     bool pinned = false;  // an explicit mapping: lives without sessions
-    uint32_t next_free = kNil;
+    int64_t last_ms = 0;
+    uint64_t packets_out = 0, bytes_out = 0, packets_in = 0, bytes_in = 0;
     int64_t created_ms = 0;
   };
   // IPv4: 32 bytes, aligned so that none straddles two cache lines (the
@@ -235,24 +253,29 @@ class MappingTable {
     // Sessions, then the expiry lists' heads (circular lists through a
     // sentinel entry each, so that unlinking needs no list).
     sessions_.resize(size_t(cfg_.capacity) + kLists);
-    mappings_.resize(cfg_.capacity);
-    for (uint32_t i = 0; i < cfg_.capacity; ++i) {
-      sessions_[i].next = i + 1 < cfg_.capacity ? i + 1 : kNil;
-      mappings_[i].next_free = i + 1 < cfg_.capacity ? i + 1 : kNil;
-    }
+    // Mappings: at most one a session, and where ports are exclusive at
+    // most one an external port of this shard's (each holds its port alone,
+    // explicit ones too), so a table of more sessions than ports (a large
+    // one, or many shards) needs no mapping slot for each session.
+    mapping_capacity_ = cfg_.behavior.sharing == PortSharing::kExclusive
+                            ? std::min<uint32_t>(cfg_.capacity, static_cast<uint32_t>(slice_->size()))
+                            : cfg_.capacity;
+    mappings_.resize(mapping_capacity_);
+    for (uint32_t i = 0; i < cfg_.capacity; ++i) sessions_[i].next = i + 1 < cfg_.capacity ? i + 1 : kNil;
+    for (uint32_t i = 0; i < mapping_capacity_; ++i) mappings_[i].sessions = i + 1 < mapping_capacity_ ? i + 1 : kNil;
     for (uint32_t l = 0; l < kLists; ++l) sessions_[Sentinel(l)].prev = sessions_[Sentinel(l)].next = Sentinel(l);
     free_session_ = cfg_.capacity ? 0 : kNil;
-    free_mapping_ = cfg_.capacity ? 0 : kNil;
+    free_mapping_ = mapping_capacity_ ? 0 : kNil;
     const bool pf = cfg_.prefault;
-    Build(by_inside_, cfg_.capacity, pf);
-    Build(by_outside_, cfg_.capacity, pf);
-    Build(by_key_, cfg_.capacity, pf);
+    BuildIndex(by_inside_, cfg_.capacity, pf);
+    BuildIndex(by_outside_, cfg_.capacity, pf);
+    BuildIndex(by_key_, mapping_capacity_, pf);
     const Behavior& b = cfg_.behavior;
     track_addr_ = b.filtering == Dependence::kAddressDependent || b.sharing == PortSharing::kPerRemoteAddress;
     if (track_addr_) Build(by_addr_, cfg_.capacity, pf);
     if (b.sharing == PortSharing::kExclusive) port_owner_.assign(65536, kNil);
     track_endpoints_ = b.strategy == PortStrategy::kReuseLast || b.strategy == PortStrategy::kIncrement;
-    if (track_endpoints_) Build(endpoints_, cfg_.capacity, pf);
+    if (track_endpoints_) Build(endpoints_, mapping_capacity_, pf);  // one per endpoint with mappings
     if (cfg_.host_quota) Build(hosts_, std::min<uint32_t>(cfg_.capacity, 1 << 16), pf);
     if (cfg_.explicit_capacity) {
       Build(explicit_, cfg_.explicit_capacity, pf);
@@ -274,7 +297,7 @@ class MappingTable {
     if (it == by_inside_.end()) [[unlikely]] {
       return OutboundNew(inside, inside_port, remote, remote_port, tcp_flags, bytes, now);
     }
-    const uint32_t s = it->second;
+    const uint32_t s = *it;
     Touch(s, Direction::kOut, tcp_flags, bytes, now);
     return {DropReason::kNone, s};
   }
@@ -289,10 +312,10 @@ class MappingTable {
     if (mit == by_key_.end() && !explicit_.empty()) {
       // The endpoint's explicit mapping serves every destination.
       auto eit = explicit_.find(EndpointKey<Addr>{inside, inside_port});
-      if (eit != explicit_.end()) mit = by_key_.find(KeyOf(mappings_[eit->second.mapping]));
+      if (eit != explicit_.end()) mit = by_key_.find(eit->second.mapping);
     }
     if (mit != by_key_.end()) {
-      m = mit->second;
+      m = *mit;
       if (free_session_ == kNil) return Refuse(m, remote, remote_port, DropReason::kTableFull);
       if (OverQuota(inside)) return Refuse(m, remote, remote_port, DropReason::kHostQuota);
     } else {
@@ -300,6 +323,8 @@ class MappingTable {
       if (OverQuota(inside)) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kHostQuota);
       uint16_t port = AllocatePort(inside, inside_port, remote, remote_port);
       if (port == 0) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kNoPort);
+      // (Explicit mappings live without sessions: they may hold the rest.)
+      if (free_mapping_ == kNil) return RefuseNew(inside, inside_port, remote, remote_port, DropReason::kTableFull);
       m = CreateMapping(mkey, inside, inside_port, port, remote, remote_port, now);
     }
     const uint32_t s = CreateSession(m, remote, remote_port, now);
@@ -362,7 +387,10 @@ class MappingTable {
 
   // Look-ahead for a batch (Shard::Process), in two steps a few packets
   // apart: the hash slots that Outbound / Inbound will read for a packet,
-  // then, once those are near, its session's entry. Nothing else happens.
+  // then, once those are near, its session's entry (a slot holds only the
+  // session's index, so this step prefetches the session of every slot whose
+  // control byte matches, without comparing keys: see Probe), then its
+  // mapping's (ProbeMapping). Nothing else happens.
   // GCC deems a function whose only effect is a prefetch pure and drops
   // calls to it (absl's prefetch() included, unless inlined): hence flatten
   // and the empty asm volatile statements.
@@ -375,26 +403,35 @@ class MappingTable {
     by_outside_.prefetch(OutsideKey<Addr>{remote, external_port, remote_port});
     asm volatile("");
   }
-  void PrefetchOutboundSession(const Addr& inside, uint16_t inside_port, const Addr& remote,
+  [[gnu::flatten]] void PrefetchOutboundSession(const Addr& inside, uint16_t inside_port, const Addr& remote,
                                uint16_t remote_port) const {
-    auto it = by_inside_.find(InsideKey<Addr>{inside, remote, inside_port, remote_port});
-    if (it != by_inside_.end()) __builtin_prefetch(&sessions_[it->second]);
+    (void)by_inside_.find(Probe<InsideKey<Addr>>{{inside, remote, inside_port, remote_port}});
     asm volatile("");
   }
-  void PrefetchInboundSession(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
-    auto it = by_outside_.find(OutsideKey<Addr>{remote, external_port, remote_port});
-    if (it != by_outside_.end()) __builtin_prefetch(&sessions_[it->second]);
+  [[gnu::flatten]] void PrefetchInboundSession(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
+    (void)by_outside_.find(Probe<OutsideKey<Addr>>{{remote, external_port, remote_port}});
+    asm volatile("");
+  }
+
+  [[gnu::flatten]] void PrefetchOutboundMapping(const Addr& inside, uint16_t inside_port, const Addr& remote,
+                                                uint16_t remote_port) const {
+    (void)by_inside_.find(ProbeMapping<InsideKey<Addr>>{{inside, remote, inside_port, remote_port}});
+    asm volatile("");
+  }
+  [[gnu::flatten]] void PrefetchInboundMapping(uint16_t external_port, const Addr& remote,
+                                               uint16_t remote_port) const {
+    (void)by_outside_.find(ProbeMapping<OutsideKey<Addr>>{{remote, external_port, remote_port}});
     asm volatile("");
   }
 
   // Lookups without side effects, for ICMP errors (which never create state).
   uint32_t FindOutside(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
     auto it = by_outside_.find(OutsideKey<Addr>{remote, external_port, remote_port});
-    return it == by_outside_.end() ? kNil : it->second;
+    return it == by_outside_.end() ? kNil : *it;
   }
   uint32_t FindInside(const Addr& inside, uint16_t inside_port, const Addr& remote, uint16_t remote_port) const {
     auto it = by_inside_.find(InsideKey<Addr>{inside, remote, inside_port, remote_port});
-    return it == by_inside_.end() ? kNil : it->second;
+    return it == by_inside_.end() ? kNil : *it;
   }
 
   // Removes every session whose time has come (expires_ms <= now); returns
@@ -519,12 +556,12 @@ class MappingTable {
     // The endpoint's endpoint-independent dynamic mapping, pinned in place
     // when its port is its own (not shared with other mappings).
     if (auto mit = by_key_.find(InsideKey<Addr>{inside, Addr{}, inside_port, 0}); mit != by_key_.end()) {
-      const Mapping& mp = mappings_[mit->second];
+      const Mapping& mp = mappings_[*mit];
       const bool alone = cfg_.behavior.sharing == PortSharing::kExclusive || port_users_[mp.external_port] == 1;
-      if (alone && (!prefer_failure || suggested == 0 || suggested == mp.external_port)) m = mit->second;
+      if (alone && (!prefer_failure || suggested == 0 || suggested == mp.external_port)) m = *mit;
     }
     if (m == kNil) {
-      if (free_mapping_ == kNil) return {ExplicitCode::kTableFull, 0};
+      if (mapping_count() >= cfg_.capacity) return {ExplicitCode::kTableFull, 0};
       uint16_t port = 0;
       if (suggested != 0 && PortUnused(suggested)) {
         port = suggested;
@@ -541,6 +578,8 @@ class MappingTable {
         }
       }
       if (port == 0) return {ExplicitCode::kNoPort, 0};
+      // (With exclusive ports, a free port means a free mapping slot.)
+      if (free_mapping_ == kNil) return {ExplicitCode::kTableFull, 0};
       const InsideKey<Addr> key{inside, Addr{}, inside_port, 0};
       if (by_key_.contains(key)) return {ExplicitCode::kNoPort, 0};  // its dynamic one shares its port
       m = CreateMapping(key, inside, inside_port, port, Addr{}, 0, now);
@@ -666,6 +705,10 @@ class MappingTable {
     if (sessions > cfg_.capacity) {
       return absl::ResourceExhaustedError(
           absl::StrCat(sessions, " sessions, more than the table's capacity of ", cfg_.capacity));
+    }
+    if (saved.size() > mapping_capacity_) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(saved.size(), " mappings, more than the table's ", mapping_capacity_));
     }
     absl::flat_hash_set<InsideKey<Addr>, TableHash> keys, inside_keys;
     absl::flat_hash_set<OutsideKey<Addr>, TableHash> outside_keys;
@@ -796,6 +839,118 @@ class MappingTable {
     map.reserve(n);
   }
   using ExplicitMap = Map<EndpointKey<Addr>, Explicit>;
+
+  // The three big maps are sets of indices: a slot holds a session's (or a
+  // mapping's) u32 index and nothing else, and the key is read from the
+  // entries when it is needed (4 bytes a slot instead of 16 to 48). Their
+  // Hash and Eq are one transparent functor that points at the table's
+  // arrays: an index hashes as the key its entries hold, and a lookup by key
+  // compares the entries of each candidate index with it (heterogeneous
+  // find). So an entry's key fields must not change while its index is in a
+  // set: a session is inserted once its fields are set and erased before
+  // they are cleared, and likewise a mapping. The arrays never move (sized
+  // in the constructor, and the table itself is neither copied nor moved).
+  //
+  // A packet's lookup reads the candidate's session (remote, remote port)
+  // and, when those match, its mapping (inside endpoint, or external port):
+  // the same two entries Touch and the rewrite read next, so a hit costs no
+  // cache line beyond what it did with keys in the slots.
+  enum class IndexOf { kInside, kOutside, kMapping };
+  // A key to look up for the look-ahead only: every candidate index (a slot
+  // whose control byte matches) has its session prefetched, and none
+  // matches, so the lookup reads the control bytes and slots and no entry.
+  template <typename K>
+  struct Probe {
+    K key;
+  };
+  // Likewise, a step later: every candidate whose session (by then near)
+  // holds the key's remote end has its mapping prefetched.
+  template <typename K>
+  struct ProbeMapping {
+    K key;
+  };
+  template <IndexOf kWhat>
+  struct ByIndex {
+    using is_transparent = void;
+    using Key = std::conditional_t<kWhat == IndexOf::kOutside, OutsideKey<Addr>, InsideKey<Addr>>;
+    const Session* sessions = nullptr;
+    const Mapping* mappings = nullptr;
+
+    Key KeyAt(uint32_t i) const {
+      if constexpr (kWhat == IndexOf::kMapping) {
+        return KeyOf(mappings[i]);
+      } else {
+        const Session& ss = sessions[i];
+        const Mapping& mp = mappings[ss.mapping];
+        if constexpr (kWhat == IndexOf::kInside) {
+          return Key{mp.inside, ss.remote, mp.inside_port, ss.remote_port};
+        } else {
+          return Key{ss.remote, mp.external_port, ss.remote_port};
+        }
+      }
+    }
+    bool Matches(uint32_t i, const Key& k) const {
+      if constexpr (kWhat == IndexOf::kMapping) {
+        return KeyAt(i) == k;
+      } else {
+        // The session first: a different remote end never reads the mapping.
+        const Session& ss = sessions[i];
+        if (!(ss.remote == k.remote) || ss.remote_port != k.remote_port) return false;
+        const Mapping& mp = mappings[ss.mapping];
+        if constexpr (kWhat == IndexOf::kInside) {
+          return mp.inside == k.inside && mp.inside_port == k.inside_port;
+        } else {
+          return mp.external_port == k.external_port;
+        }
+      }
+    }
+
+    // Hash: identical for a key and for the index that holds it.
+    size_t operator()(uint32_t i) const { return TableHash()(KeyAt(i)); }
+    size_t operator()(const Key& k) const { return TableHash()(k); }
+    size_t operator()(const Probe<Key>& p) const { return TableHash()(p.key); }
+    // Eq. Two indices: the same entry (a set never holds two with one key).
+    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    bool operator()(uint32_t i, const Key& k) const { return Matches(i, k); }
+    bool operator()(const Key& k, uint32_t i) const { return Matches(i, k); }
+    bool operator()(uint32_t i, const Probe<Key>&) const {
+      const char* entry;
+      if constexpr (kWhat == IndexOf::kMapping) {
+        entry = reinterpret_cast<const char*>(&mappings[i]);
+      } else {
+        entry = reinterpret_cast<const char*>(&sessions[i]);
+        // An IPv6 session (48 bytes) straddles two cache lines every other one.
+        if constexpr (64 % sizeof(Session) != 0) __builtin_prefetch(entry + sizeof(Session) - 1);
+      }
+      __builtin_prefetch(entry);
+      // Not pure (see PrefetchOutbound): the lookup must not be dropped.
+      asm volatile("" : : "r"(entry));
+      return false;
+    }
+    bool operator()(const Probe<Key>& p, uint32_t i) const { return (*this)(i, p); }
+    size_t operator()(const ProbeMapping<Key>& p) const { return TableHash()(p.key); }
+    bool operator()(uint32_t i, const ProbeMapping<Key>& p) const {
+      static_assert(kWhat != IndexOf::kMapping);
+      const Session& ss = sessions[i];
+      if (ss.remote == p.key.remote && ss.remote_port == p.key.remote_port) {
+        // From its start to its counters: two cache lines for most.
+        const char* entry = reinterpret_cast<const char*>(&mappings[ss.mapping]);
+        __builtin_prefetch(entry);
+        __builtin_prefetch(entry + offsetof(Mapping, bytes_in));
+        asm volatile("" : : "r"(entry));
+      }
+      return false;
+    }
+    bool operator()(const ProbeMapping<Key>& p, uint32_t i) const { return (*this)(i, p); }
+  };
+  template <IndexOf kWhat>
+  using IndexSet = absl::flat_hash_set<uint32_t, ByIndex<kWhat>, ByIndex<kWhat>, TableAllocator<uint32_t>>;
+  template <typename S>
+  void BuildIndex(S& set, size_t n, bool prefault) {
+    const typename S::hasher fn{sessions_.data(), mappings_.data()};
+    set = S(0, fn, fn, typename S::allocator_type(prefault));
+    set.reserve(n);
+  }
 
   static InsideKey<Addr> KeyOf(const Mapping& mp) {
     return InsideKey<Addr>{mp.inside, mp.remote_key, mp.inside_port, mp.remote_port_key};
@@ -930,7 +1085,7 @@ class MappingTable {
                          const Addr& remote, uint16_t remote_port, int64_t now) {
     uint32_t m = free_mapping_;
     Mapping& mp = mappings_[m];
-    free_mapping_ = mp.next_free;
+    free_mapping_ = mp.sessions;  // free: the next free one
     mp = Mapping{};
     mp.inside = inside;
     mp.remote_key = key.remote;
@@ -944,7 +1099,7 @@ class MappingTable {
     mp.ip_delta = addr_delta;
     // ICMPv4 has no pseudo-header: only the identifier is summed.
     mp.l4_delta = cfg_.proto == kProtoIcmp ? port_delta : AddDelta(addr_delta, port_delta);
-    by_key_.emplace(key, m);
+    by_key_.insert(m);  // its key (KeyOf(mp)) is `key`
     if (cfg_.behavior.sharing == PortSharing::kExclusive) {
       port_owner_[port] = m;
       ++exclusive_used_;
@@ -963,7 +1118,7 @@ class MappingTable {
 
   void RemoveMapping(uint32_t m, RemoveReason why) {
     Mapping& mp = mappings_[m];
-    by_key_.erase(InsideKey<Addr>{mp.inside, mp.remote_key, mp.inside_port, mp.remote_port_key});
+    by_key_.erase(m);  // before mp's key fields change
     if (cfg_.behavior.sharing == PortSharing::kExclusive) {
       port_owner_[mp.external_port] = kNil;
       --exclusive_used_;
@@ -976,7 +1131,7 @@ class MappingTable {
     }
     counters_->mappings_removed.Add();
     events_->MappingRemoved(EventOf(mp, mp.remote_key, mp.remote_port_key), why);
-    mp.next_free = free_mapping_;
+    mp.sessions = free_mapping_;  // free: the next free one
     free_mapping_ = m;
   }
 
@@ -991,8 +1146,9 @@ class MappingTable {
     ss.remote_port = remote_port;
     ss.expires_ms = now + cfg_.timeout_ms;
     Link(Sentinel(0), s, ss.expires_ms);
-    by_inside_.emplace(InsideKey<Addr>{mp.inside, remote, mp.inside_port, remote_port}, s);
-    by_outside_.emplace(OutsideKey<Addr>{remote, mp.external_port, remote_port}, s);
+    // The session's key fields are set: its keys are computed from them.
+    by_inside_.insert(s);
+    by_outside_.insert(s);
     if (track_addr_) {
       auto [it, inserted] = by_addr_.try_emplace(AddrKey<Addr>{remote, mp.external_port}, AddrRef{m, 0});
       ++it->second.sessions;
@@ -1008,8 +1164,8 @@ class MappingTable {
     const uint32_t m = ss.mapping;
     Mapping& mp = mappings_[m];
     Unlink(s);
-    by_inside_.erase(InsideKey<Addr>{mp.inside, ss.remote, mp.inside_port, ss.remote_port});
-    by_outside_.erase(OutsideKey<Addr>{ss.remote, mp.external_port, ss.remote_port});
+    by_inside_.erase(s);  // while ss.mapping still names its mapping
+    by_outside_.erase(s);
     if (track_addr_) {
       auto it = by_addr_.find(AddrKey<Addr>{ss.remote, mp.external_port});
       if (it != by_addr_.end() && --it->second.sessions == 0) by_addr_.erase(it);
@@ -1203,12 +1359,13 @@ class MappingTable {
   std::vector<Mapping, TableAllocator<Mapping>> mappings_;
   uint32_t free_session_ = kNil;
   uint32_t free_mapping_ = kNil;
+  uint32_t mapping_capacity_ = 0;  // mappings_.size()
   uint64_t ladder_used_ = 0;  // bit j: ladder list j may hold sessions
   int64_t next_due_ = INT64_MAX;  // no list's first session is linked earlier
 
-  Map<InsideKey<Addr>, uint32_t> by_inside_;
-  Map<OutsideKey<Addr>, uint32_t> by_outside_;
-  Map<InsideKey<Addr>, uint32_t> by_key_;
+  IndexSet<IndexOf::kInside> by_inside_;
+  IndexSet<IndexOf::kOutside> by_outside_;
+  IndexSet<IndexOf::kMapping> by_key_;
   Map<AddrKey<Addr>, AddrRef> by_addr_;
   Map<EndpointKey<Addr>, EndpointRef> endpoints_;
   Map<Addr, uint32_t> hosts_;
@@ -1221,8 +1378,8 @@ class MappingTable {
 };
 
 static_assert(sizeof(MappingTable<Ip4>::Session) == 32, "an IPv4 session is half a cache line");
-static_assert(sizeof(MappingTable<Ip4>::Mapping) == 80 && sizeof(MappingTable<Ip6>::Mapping) == 104,
-              "mappings: no padding to speak of");
+static_assert(sizeof(MappingTable<Ip4>::Mapping) == 72 && sizeof(MappingTable<Ip6>::Mapping) == 96,
+              "mappings: no padding");
 static_assert(sizeof(MappingTable<Ip6>::Session) == 48, "an IPv6 session: 44 bytes + alignment");
 
 }  // namespace natd

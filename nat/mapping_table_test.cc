@@ -1232,5 +1232,52 @@ TYPED_TEST(MappingTableTest, ExplicitMappingsAreBounded) {
   EXPECT_EQ(none.table->MapExplicit(Inside<A>(1), 1, 0, false, kMin, 0).code, Code::kTableFull) << "PCP off";
 }
 
+// Exclusive ports: a table has no more mapping slots than ports (each
+// mapping holds its port alone). Many more sessions than ports share them;
+// a mapping slot freed by expiry is used again; explicit mappings find no
+// port (not a full table) once dynamic ones hold every port; Save / Restore
+// round-trips such a table.
+TYPED_TEST(MappingTableTest, ExclusivePortsBoundTheMappingsNotTheSessions) {
+  using A = TypeParam;
+  using Code = typename MappingTable<A>::ExplicitCode;
+  TableConfig cfg = ExplicitCfg(kProtoUdp, "full-cone");
+  cfg.capacity = 1000;
+  Harness<A> h(cfg, "5000-5003");
+  for (int host = 1; host <= 4; ++host) {
+    for (int r = 1; r <= 100; ++r) {
+      auto res = h.Out(Inside<A>(host), 6000, Remote<A>(r), static_cast<uint16_t>(r), host);
+      ASSERT_EQ(res.drop, DropReason::kNone) << host << " " << r;
+    }
+  }
+  EXPECT_EQ(h.table->session_count(), 400u);
+  EXPECT_EQ(h.table->mapping_count(), 4u);
+  EXPECT_EQ(h.Out(Inside<A>(5), 6000, Remote<A>(1), 1, 10).drop, DropReason::kNoPort);
+  EXPECT_EQ(h.table->MapExplicit(Inside<A>(5), 7000, 0, false, kUdp, 10).code, Code::kNoPort);
+  // Inbound on every port finds its sessions.
+  for (int host = 1; host <= 4; ++host) {
+    auto out = h.Out(Inside<A>(host), 6000, Remote<A>(7), 7, 20);
+    auto in = h.In(h.Port(out), Remote<A>(7), 7, 20);
+    ASSERT_EQ(in.drop, DropReason::kNone);
+    EXPECT_EQ(in.session, out.session);
+  }
+  const auto saved = h.table->Save(30);
+  Harness<A> again(cfg, "5000-5003");
+  auto restored = again.table->Restore(saved, 0);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(*restored, 400u);
+  EXPECT_EQ(again.table->mapping_count(), 4u);
+  for (int host = 1; host <= 4; ++host) {
+    EXPECT_NE(again.table->FindInside(Inside<A>(host), 6000, Remote<A>(100), 100), kNil) << host;
+  }
+  // Host 1's sessions expire (the others are refreshed): its slot serves a new endpoint.
+  for (int host = 2; host <= 4; ++host) {
+    for (int r = 1; r <= 100; ++r) h.Out(Inside<A>(host), 6000, Remote<A>(r), static_cast<uint16_t>(r), kUdp / 2);
+  }
+  EXPECT_EQ(h.Expire(kUdp + 100), 100u);
+  EXPECT_EQ(h.table->mapping_count(), 3u);
+  EXPECT_EQ(h.Out(Inside<A>(5), 6000, Remote<A>(1), 1, kUdp + 200).drop, DropReason::kNone);
+  EXPECT_EQ(h.table->mapping_count(), 4u);
+}
+
 }  // namespace
 }  // namespace natd

@@ -545,37 +545,49 @@ bool Shard::ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now) {
 
 template <typename Addr>
 inline void Shard::PrefetchIn(FamilyTables<Addr>* tables, const uint8_t* d, uint16_t l4, uint8_t proto,
-                              bool session) const {
+                              PrefetchStep step) const {
   const Addr src = Addr::Load(d + (Addr::kFamily == 4 ? 12 : 8));
   const Addr dst = Addr::Load(d + (Addr::kFamily == 4 ? 16 : 24));
   const uint16_t sport = LoadBe16(d + l4), dport = LoadBe16(d + l4 + 2);
   if (AddressTables<Addr>* to = tables->ForGlobal(dst)) {
     const MappingTable<Addr>& t = proto == kProtoTcp ? to->tcp : to->udp;
-    if (session) {
-      t.PrefetchInboundSession(dport, src, sport);
-    } else {
-      t.PrefetchInbound(dport, src, sport);
+    switch (step) {
+      case PrefetchStep::kSlots:
+        t.PrefetchInbound(dport, src, sport);
+        break;
+      case PrefetchStep::kSession:
+        t.PrefetchInboundSession(dport, src, sport);
+        break;
+      case PrefetchStep::kMapping:
+        t.PrefetchInboundMapping(dport, src, sport);
+        break;
     }
   } else {
     AddressTables<Addr>& mine = tables->ForInside(src);
     const MappingTable<Addr>& t = proto == kProtoTcp ? mine.tcp : mine.udp;
-    if (session) {
-      t.PrefetchOutboundSession(src, sport, dst, dport);
-    } else {
-      t.PrefetchOutbound(src, sport, dst, dport);
+    switch (step) {
+      case PrefetchStep::kSlots:
+        t.PrefetchOutbound(src, sport, dst, dport);
+        break;
+      case PrefetchStep::kSession:
+        t.PrefetchOutboundSession(src, sport, dst, dport);
+        break;
+      case PrefetchStep::kMapping:
+        t.PrefetchOutboundMapping(src, sport, dst, dport);
+        break;
     }
   }
 }
 
 // A hint only: a TCP or UDP packet without options or extension headers
 // (what nearly every packet is); nothing is decided here.
-inline void Shard::Prefetch(const PacketRef& p, bool session) const {
+inline void Shard::Prefetch(const PacketRef& p, PrefetchStep step) const {
   const uint8_t* d = p.data;
   if (p.handed_off || p.len < 20) return;
   if (d[0] == 0x45 && v4_ && p.len >= 24 && (d[9] == kProtoTcp || d[9] == kProtoUdp)) {
-    PrefetchIn(v4_.get(), d, 20, d[9], session);
+    PrefetchIn(v4_.get(), d, 20, d[9], step);
   } else if ((d[0] >> 4) == 6 && v6_ && p.len >= 44 && (d[6] == kProtoTcp || d[6] == kProtoUdp)) {
-    PrefetchIn(v6_.get(), d, 40, d[6], session);
+    PrefetchIn(v6_.get(), d, 40, d[6], step);
   }
 }
 
@@ -587,14 +599,18 @@ void Shard::Process(std::span<PacketRef> packets, std::span<Verdict> verdicts, i
     return;
   }
   // Start the loads of the packets a few places ahead (their hash slots 8
-  // ahead, their sessions 4 ahead), so that their cache misses overlap with
-  // this one's work instead of following one another.
-  constexpr size_t kAhead = 8, kSession = 4;
-  for (size_t i = 0; i < std::min(n, kAhead); ++i) Prefetch(packets[i], false);
-  for (size_t i = 0; i < std::min(n, kSession); ++i) Prefetch(packets[i], true);
+  // ahead, their sessions 4 ahead, their mappings 2 ahead), so that their
+  // cache misses overlap with this one's work instead of following one
+  // another. (A hash slot holds only an index: the lookup's key compare
+  // reads the session and the mapping, so both must be near by then.)
+  constexpr size_t kAhead = 8, kSession = 4, kMapping = 2;
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) Prefetch(packets[i], PrefetchStep::kSlots);
+  for (size_t i = 0; i < std::min(n, kSession); ++i) Prefetch(packets[i], PrefetchStep::kSession);
+  for (size_t i = 0; i < std::min(n, kMapping); ++i) Prefetch(packets[i], PrefetchStep::kMapping);
   for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) Prefetch(packets[i + kAhead], false);
-    if (i + kSession < n) Prefetch(packets[i + kSession], true);
+    if (i + kAhead < n) Prefetch(packets[i + kAhead], PrefetchStep::kSlots);
+    if (i + kSession < n) Prefetch(packets[i + kSession], PrefetchStep::kSession);
+    if (i + kMapping < n) Prefetch(packets[i + kMapping], PrefetchStep::kMapping);
     verdicts[i] = ProcessOne(packets[i], now_ms);
   }
 }

@@ -182,15 +182,16 @@ class Shard {
   bool ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now_ms);
   template <typename Addr>
   Verdict Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now_ms);
-  // Process's look-ahead: prefetches the hash slots a packet will need, or
-  // (`session`) its session's entry (inlined into Process, see
+  // Process's look-ahead: prefetches the hash slots a packet will need, its
+  // session's entry, or its mapping's (`step`; inlined into Process, see
   // MappingTable::PrefetchOutbound); only with this many sessions or more
   // (measured: below, the tables stay in the caches and it only costs).
   static constexpr uint64_t kPrefetchFrom = 4096;
-  [[gnu::always_inline]] void Prefetch(const PacketRef& p, bool session) const;
+  enum class PrefetchStep : uint8_t { kSlots, kSession, kMapping };
+  [[gnu::always_inline]] void Prefetch(const PacketRef& p, PrefetchStep step) const;
   template <typename Addr>
   [[gnu::always_inline]] void PrefetchIn(FamilyTables<Addr>* tables, const uint8_t* d, uint16_t l4, uint8_t proto,
-                                         bool session) const;
+                                         PrefetchStep step) const;
   // An outbound IPv4 packet without DF gets a fresh Identification.
   void RenumberIp4(uint8_t* d);
   // Fragments: steering (the datagram's shard) and translation (the session's).
