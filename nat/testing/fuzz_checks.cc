@@ -385,12 +385,23 @@ std::string TranslateRun::CheckFragmentPath(uint32_t si, PacketRef& ref, Verdict
   uint8_t* d = ref.data;
   const Lab& lab = vb.family == 6 ? lab6_ : lab4_;
   const size_t alen = lab.alen;
+  uint32_t decider = si;
   if (v.action == Action::kHandOff) {
     FUZZ_CHECK(v.next_shard < engine_->shards() && v.next_shard != si && ref.handed_off, "fragment hand-off to ",
                v.next_shard, " from ", si);
     FUZZ_CHECK(std::memcmp(d, before.data(), before.size()) == 0, "a handed-off fragment is not yet translated");
+    decider = v.next_shard;
     v = engine_->shard(v.next_shard).ProcessOne(ref, now_);
     FUZZ_CHECK(v.action != Action::kHandOff && v.action != Action::kHold, "the session's shard decides");
+  }
+  if (v.action == Action::kReply) {
+    // A first fragment whose new flow is refused is answered like any
+    // refused packet (RFC 1812 §4.3.2.7 forbids answering only later ones).
+    FUZZ_CHECK(!vb.later_fragment, "only a first fragment is answered");
+    FUZZ_CHECK(v.reason == DropReason::kNoPort || v.reason == DropReason::kTableFull ||
+                   v.reason == DropReason::kHostQuota,
+               "a fragment answered for ", Name(v.reason));
+    return CheckAnswer(d, ref.len, before, vb, decider);
   }
   FUZZ_CHECK(v.action == Action::kForward || v.action == Action::kDrop || v.action == Action::kHold,
              "fragment verdict ", int(v.action));
