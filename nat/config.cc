@@ -5,6 +5,30 @@
 #include "absl/strings/str_cat.h"
 
 namespace natd {
+namespace {
+
+// A global address must not be one an inside host could have.
+template <typename A>
+absl::Status CheckNotInside(const A& a, const PrefixSet& inside) {
+  if (!inside.Contains(a)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("the inside prefixes (", inside.ToString(), ") contain the global address ", ToString(a)));
+}
+
+// A family's further pool addresses (`more`, after its first): each given
+// once, none inside.
+template <typename A>
+absl::Status CheckPool(const std::optional<A>& first, const std::vector<A>& more, const PrefixSet& inside) {
+  for (size_t i = 0; i < more.size(); ++i) {
+    if (more[i] == *first || std::find(more.begin(), more.begin() + i, more[i]) != more.begin() + i) {
+      return absl::InvalidArgumentError(absl::StrCat("global address ", ToString(more[i]), " given twice"));
+    }
+    if (absl::Status s = CheckNotInside(more[i], inside); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::Status ValidateConfig(const EngineConfig& c) {
   if (!c.global4 && !c.global6) {
@@ -29,33 +53,13 @@ absl::Status ValidateConfig(const EngineConfig& c) {
   if (c.more_global4.size() > 63 || c.more_global6.size() > 63) {
     return absl::InvalidArgumentError("at most 64 global addresses per family");
   }
-  for (size_t i = 0; i < c.more_global4.size(); ++i) {
-    if (c.more_global4[i] == *c.global4 || (i && std::find(c.more_global4.begin(), c.more_global4.begin() + i,
-                                                            c.more_global4[i]) != c.more_global4.begin() + i)) {
-      return absl::InvalidArgumentError(absl::StrCat("global address ", ToString(c.more_global4[i]), " given twice"));
-    }
-    if (c.inside.Contains(c.more_global4[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("the inside prefixes (", c.inside.ToString(),
-                                                     ") contain the global address ", ToString(c.more_global4[i])));
-    }
+  if (absl::Status s = CheckPool(c.global4, c.more_global4, c.inside); !s.ok()) return s;
+  if (absl::Status s = CheckPool(c.global6, c.more_global6, c.inside); !s.ok()) return s;
+  if (c.global4) {
+    if (absl::Status s = CheckNotInside(*c.global4, c.inside); !s.ok()) return s;
   }
-  for (size_t i = 0; i < c.more_global6.size(); ++i) {
-    if (c.more_global6[i] == *c.global6 || (i && std::find(c.more_global6.begin(), c.more_global6.begin() + i,
-                                                            c.more_global6[i]) != c.more_global6.begin() + i)) {
-      return absl::InvalidArgumentError(absl::StrCat("global address ", ToString(c.more_global6[i]), " given twice"));
-    }
-    if (c.inside.Contains(c.more_global6[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("the inside prefixes (", c.inside.ToString(),
-                                                     ") contain the global address ", ToString(c.more_global6[i])));
-    }
-  }
-  if (c.global4 && c.inside.Contains(*c.global4)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the inside prefixes (", c.inside.ToString(), ") contain the global address ", ToString(*c.global4)));
-  }
-  if (c.global6 && c.inside.Contains(*c.global6)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the inside prefixes (", c.inside.ToString(), ") contain the global address ", ToString(*c.global6)));
+  if (c.global6) {
+    if (absl::Status s = CheckNotInside(*c.global6, c.inside); !s.ok()) return s;
   }
   if (c.fragment_timeout_ms <= 0) return absl::InvalidArgumentError("fragment timeout must be positive");
   if (c.port_probes < 1) return absl::InvalidArgumentError("port probes must be at least 1");

@@ -166,32 +166,39 @@ absl::StatusOr<Behavior> PresetFlag(const char* flag, const std::string& value) 
   return *b;
 }
 
+// A --global4/--global6 value: one address, or a pool "A,B,..." whose first
+// goes to `first` and the rest to `more`.
+template <typename A>
+absl::Status ParsePool(const char* flag, const std::string& value, bool (*parse)(const std::string&, A*),
+                       const char* what, std::optional<A>* first, std::vector<A>* more) {
+  for (absl::string_view g : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+    A a;
+    if (!parse(std::string(g), &a)) {
+      return Invalid(absl::StrCat(flag, ": '", std::string(g), "' is not ", what, " address"));
+    }
+    if (*first) {
+      more->push_back(a);
+    } else {
+      *first = a;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<EngineConfig> ConfigFromFlags() {
   EngineConfig c;
   c.shards = absl::GetFlag(FLAGS_workers);
   if (c.shards < 1 || c.shards > PortPlan::kMaxShards) return Invalid("--workers: must be 1..254");
   // One address, or a pool "A,B,..." (the first is the pool's first).
-  for (absl::string_view g : absl::StrSplit(absl::GetFlag(FLAGS_global4), ',', absl::SkipEmpty())) {
-    Ip4 a;
-    if (!ParseIp4(std::string(g), &a)) {
-      return Invalid(absl::StrCat("--global4: '", std::string(g), "' is not an IPv4 address"));
-    }
-    if (c.global4) {
-      c.more_global4.push_back(a);
-    } else {
-      c.global4 = a;
-    }
+  if (absl::Status s = ParsePool("--global4", absl::GetFlag(FLAGS_global4), ParseIp4, "an IPv4", &c.global4,
+                                 &c.more_global4);
+      !s.ok()) {
+    return s;
   }
-  for (absl::string_view g : absl::StrSplit(absl::GetFlag(FLAGS_global6), ',', absl::SkipEmpty())) {
-    Ip6 a;
-    if (!ParseIp6(std::string(g), &a)) {
-      return Invalid(absl::StrCat("--global6: '", std::string(g), "' is not an IPv6 address"));
-    }
-    if (c.global6) {
-      c.more_global6.push_back(a);
-    } else {
-      c.global6 = a;
-    }
+  if (absl::Status s = ParsePool("--global6", absl::GetFlag(FLAGS_global6), ParseIp6, "an IPv6", &c.global6,
+                                 &c.more_global6);
+      !s.ok()) {
+    return s;
   }
   if (!c.global4 && !c.global6) return Invalid("--global4 or --global6: at least one global address is needed");
   if (const std::string in = absl::GetFlag(FLAGS_inside); in == "private") {
