@@ -67,6 +67,12 @@ void TunQueue::Accept(PacketBuf& b, uint32_t r) const {
   }
 }
 
+// A packet natd built in the buffer (a reply) is neither GSO nor partial:
+// its virtio_net_hdr, written before it, must say nothing.
+void TunQueue::ClearHeaderIfRebuilt(const PacketBuf& b) const {
+  if (vnet_hdr_ && (b.flags & kRebuilt)) std::memset(b.data - kVnetHdrLen, 0, kVnetHdrLen);
+}
+
 // Nothing ready: waits up to 100 ms, then lets the caller look around
 // (`stop`, and in run-to-completion mode its timers and tasks). True if the
 // device became readable.
@@ -143,8 +149,7 @@ size_t TunQueue::WriteEach(std::span<const PacketBuf> bufs) {
   size_t ok = 0;
   const uint32_t hdr = vnet_hdr_ ? kVnetHdrLen : 0;
   for (const PacketBuf& b : bufs) {
-    // A packet natd built in the buffer (a reply) is neither GSO nor partial.
-    if (vnet_hdr_ && (b.flags & kRebuilt)) std::memset(b.data - hdr, 0, hdr);
+    ClearHeaderIfRebuilt(b);
     ssize_t w;
     do {
       w = write(fd_, b.data - hdr, b.len + hdr);
@@ -167,7 +172,7 @@ size_t TunQueue::WriteRing(std::span<const PacketBuf> bufs) {
     const size_t n = std::min<size_t>(bufs.size(), Uring::kDepth);
     for (size_t i = 0; i < n; ++i) {
       const PacketBuf& b = bufs[i];
-      if (vnet_hdr_ && (b.flags & kRebuilt)) std::memset(b.data - hdr, 0, hdr);
+      ClearHeaderIfRebuilt(b);
       iov[i] = iovec{b.data - hdr, size_t(b.len) + hdr};
     }
     write_ring_->WriteEach(fd_, std::span<const iovec>(iov, n), res);

@@ -49,6 +49,7 @@ class TunQueue final : public PacketIo {
   size_t WriteRing(std::span<const PacketBuf> bufs);
   // Takes the packet read into `b` (r bytes, virtio_net_hdr first if any).
   void Accept(PacketBuf& b, uint32_t r) const;
+  void ClearHeaderIfRebuilt(const PacketBuf& b) const;
 
   const int fd_;
   const bool vnet_hdr_;

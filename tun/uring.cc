@@ -6,6 +6,17 @@
 #include "absl/strings/str_cat.h"
 
 namespace natd::tun {
+namespace {
+
+// A read of one packet that fails at once when there is nothing to read and
+// never waits for data (without RWF_NOWAIT the kernel parks it until a
+// packet comes). Offset -1: the file's position, which a TUN does not have.
+void PrepRead(io_uring_sqe* sqe, int fd, void* buf, unsigned len) {
+  io_uring_prep_read(sqe, fd, buf, len, uint64_t(-1));
+  sqe->rw_flags = RWF_NOWAIT;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Uring>> Uring::Create() {
   std::unique_ptr<Uring> u(new Uring());
@@ -22,8 +33,7 @@ Uring::~Uring() { io_uring_queue_exit(&ring_); }
 absl::StatusOr<bool> Uring::ReadsCompleteAtOnce(int fd) {
   char byte[1];
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  io_uring_prep_read(sqe, fd, byte, sizeof byte, uint64_t(-1));
-  sqe->rw_flags = RWF_NOWAIT;
+  PrepRead(sqe, fd, byte, sizeof byte);
   io_uring_sqe_set_data64(sqe, 1);
   int rc = io_uring_submit(&ring_);
   if (rc != 1) return absl::UnavailableError(absl::StrCat("io_uring_submit: ", strerror(rc < 0 ? -rc : EIO)));
@@ -59,14 +69,10 @@ void Uring::Run(int fd, std::span<const iovec> iov, int32_t* results, bool write
   const uint32_t n = uint32_t(iov.size() < kDepth ? iov.size() : kDepth);
   for (uint32_t i = 0; i < n; ++i) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // never null: the ring holds kDepth and is empty
-    // Offset -1: the file's position, which a TUN does not have.
     if (write) {
-      io_uring_prep_write(sqe, fd, iov[i].iov_base, unsigned(iov[i].iov_len), uint64_t(-1));
+      io_uring_prep_write(sqe, fd, iov[i].iov_base, unsigned(iov[i].iov_len), uint64_t(-1));  // -1: no position
     } else {
-      io_uring_prep_read(sqe, fd, iov[i].iov_base, unsigned(iov[i].iov_len), uint64_t(-1));
-      // Fail at once when there is nothing to read, never wait for data
-      // (the kernel would otherwise park the read until a packet comes).
-      sqe->rw_flags = RWF_NOWAIT;
+      PrepRead(sqe, fd, iov[i].iov_base, unsigned(iov[i].iov_len));
     }
     io_uring_sqe_set_data64(sqe, i);
     results[i] = -ECANCELED;
