@@ -12,7 +12,10 @@ bash tools/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 passed=0
 failed=0
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# What failed, with the end of each failed test's log: printed again just
+# before the last line, because CI shows only the end of the output.
+recap=$(mktemp)
+trap 'rm -f "$log" "$recap"' EXIT
 
 # The TSan build's output base (clang-14), one per checkout, apart from the gcc
 # one; fuzz/run.sh keeps its own.
@@ -38,6 +41,18 @@ run_suite() {
   # A build or analysis error can stop bazel before any test line is printed.
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
   echo "=== $label: $p passed, $f failed"
+  if [ "$f" -gt 0 ]; then
+    {
+      echo "--- $label: what failed"
+      grep -E '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE|FAILED TO BUILD)' "$log" ||
+        grep -E '^(ERROR|FAILED):' "$log" | tail -n 20
+      # Bazel lists each failed test's log file under its summary line.
+      grep -oE '^ +/[^ ]+/test\.log$' "$log" | sort -u | while read -r tl; do
+        echo "--- the end of $tl"
+        tail -n 40 "$tl"
+      done
+    } >>"$recap"
+  fi
   passed=$((passed + p))
   failed=$((failed + f))
 }
@@ -56,8 +71,15 @@ p=$(grep -cE '^fuzz: [a-z_]+ PASSED' "$log")
 f=$(grep -cE '^fuzz: [a-z_]+ FAILED' "$log")
 if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
 echo "=== fuzz targets: $p passed, $f failed"
+if [ "$f" -gt 0 ]; then
+  { echo "--- fuzz targets: what failed"; grep -E '^fuzz: ' "$log" | tail -n 30; } >>"$recap"
+fi
 passed=$((passed + p))
 failed=$((failed + f))
 
+if [ -s "$recap" ]; then
+  echo "=== recap of the failures"
+  cat "$recap"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
