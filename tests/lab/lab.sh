@@ -111,21 +111,26 @@ lab_up() {
 # waits until its TUN is up and routed.
 lab_start_natd() {
   local bin=${NATD_BIN:?set NATD_BIN to the natd binary}
+  # Emptied here, not only by the redirection below: that one happens in the
+  # background child, which may not have run yet when the loop first looks,
+  # and a previous natd's "natd: ready" would pass for this one's.
+  : >"$LAB_DIR/natd.out"
+  : >"$LAB_DIR/natd.err"
   # Not through rtr(): $! must be natd itself (ip netns exec execs it).
   ip netns exec "$RTR" "$bin" --device=natd0 --global4=198.19.0.100 --global6=2001:db8:19::100 \
     --inside=198.18.0.0/24,fd00:18::/64 --log_file="$LAB_DIR/natd.log" "$@" >"$LAB_DIR/natd.out" 2>"$LAB_DIR/natd.err" &
   NATD_PID=$!
   # Usually ready in ~0.2 s; creating the TUN takes the kernel's global RTNL
   # lock, which other labs' namespace teardowns can hold for seconds.
-  local i limit=${LAB_START_TIMEOUT:-20}
+  local i limit=${LAB_START_TIMEOUT:-20} ready=
   for i in $(seq $((limit * 20))); do
-    if grep -q "natd: ready" "$LAB_DIR/natd.out" 2>/dev/null; then break; fi
+    if grep -q "natd: ready" "$LAB_DIR/natd.out" 2>/dev/null; then ready=1; break; fi
     if ! kill -0 "$NATD_PID" 2>/dev/null; then
       lab_log "natd exited at start:"; cat "$LAB_DIR/natd.err" >&2; NATD_PID=; return 1
     fi
     sleep 0.05
   done
-  if ! grep -q "natd: ready" "$LAB_DIR/natd.out" 2>/dev/null; then
+  if [ -z "$ready" ]; then
     lab_log "natd not ready after ${limit}s; its threads wait in:" \
       "$(for t in /proc/"$NATD_PID"/task/*; do printf '%s ' "$(cat "$t/wchan" 2>/dev/null)"; done)"
     lab_stop_natd || true
