@@ -14,8 +14,9 @@ PACKAGES=(
   iproute2 iputils-ping traceroute curl socat iperf3 tcpdump python3 python3-scapy procps
   # a port-mapping client no one here wrote (NAT-PMP, libnatpmp): the PCP e2e test
   natpmpc
-  # the lab benchmark: the kernel's NAT as baseline, and the plot
-  nftables python3-matplotlib
+  # the lab benchmark: the kernel's NAT as baseline, a packet generator that
+  # outruns the kernel's path (trafgen), and the plot
+  nftables netsniff-ng python3-matplotlib
 )
 
 missing=()
