@@ -24,7 +24,7 @@ size_t BufferPool::Acquire(moodycamel::ConsumerToken& token, PacketBuf* out, siz
     size_t want = n - total < 256 ? n - total : 256;
     size_t got = free_.try_dequeue_bulk(token, ids, want);
     for (size_t i = 0; i < got; ++i) {
-      out[total + i] = PacketBuf{storage_.get() + size_t(ids[i]) * (kHeadroom + buffer_size_) + kHeadroom, 0, ids[i], 0, 0};
+      out[total + i] = Fresh(ids[i]);
     }
     total += got;
     if (got < want) break;

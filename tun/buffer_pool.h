@@ -29,6 +29,11 @@ class BufferPool {
   moodycamel::ConsumerToken MakeConsumerToken() { return moodycamel::ConsumerToken(free_); }
   moodycamel::ProducerToken MakeProducerToken() { return moodycamel::ProducerToken(free_); }
 
+  // Buffer `id` as Acquire hands it out (for a thread that keeps the
+  // buffers it freed instead of giving them back: see Pipeline's ReadStash).
+  PacketBuf Fresh(uint32_t id) const {
+    return PacketBuf{storage_.get() + size_t(id) * (kHeadroom + buffer_size_) + kHeadroom, 0, id, 0, 0};
+  }
   uint32_t count() const { return count_; }
   uint32_t buffer_size() const { return buffer_size_; }
   // Exact once no thread is using the pool.

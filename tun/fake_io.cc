@@ -52,10 +52,16 @@ size_t FakeIo::ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const std
     std::memcpy(bufs[n].data, p.data(), len);
     bufs[n].len = len;
     bufs[n].flags = input_.front().second;
+    ids_read_.insert(bufs[n].id);
     input_.pop_front();
     ++n;
   }
   return n;
+}
+
+size_t FakeIo::distinct_buffers_read() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ids_read_.size();
 }
 
 size_t FakeIo::WriteBatch(std::span<const PacketBuf> bufs) {

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "tun/packet_io.h"
@@ -20,6 +21,8 @@ class FakeIo final : public PacketIo {
   std::vector<Bytes> TakeWritten();
   size_t written_count() const;
   size_t pending() const;
+  // How many different buffers (by pool id) reads have filled.
+  size_t distinct_buffers_read() const;
   // Makes WriteBatch refuse every packet (to test write failures).
   void FailWrites(bool fail);
 
@@ -31,6 +34,7 @@ class FakeIo final : public PacketIo {
   std::condition_variable cv_;
   std::deque<std::pair<Bytes, uint8_t>> input_;
   std::vector<Bytes> written_;
+  std::set<uint32_t> ids_read_;
   bool fail_writes_ = false;
 };
 
