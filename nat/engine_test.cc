@@ -448,7 +448,7 @@ TEST(EngineBatch, ProcessDecidesAsProcessOne) {
   Shard& single = (*b)->shard(0);
   Rng rng(99);
   // A packet: outbound from one of 3000 inside endpoints (v4 or v6, TCP or
-  // UDP) to one of 4 servers, an answer to one, or something else.
+  // UDP) to one of 4 servers, an answer to one, a hairpin, or something else.
   std::vector<uint16_t> ext4(3000, 0), ext6(3000, 0);
   auto packet = [&](int i) {
     const int kind = int(rng.Below(10));
@@ -465,6 +465,10 @@ TEST(EngineBatch, ProcessDecidesAsProcessOne) {
       sp.src = inside, sp.dst = server, sp.sport = uint16_t(10000 + ep % 250), sp.dport = 53;
     } else if (kind < 9) {
       sp.src = server, sp.dst = v6 ? kGlobal6 : kGlobal4, sp.sport = 53, sp.dport = kind == 8 ? uint16_t(ext + 1) : ext;
+      // A fifth of them from an inside host: a hairpin, which the look-ahead
+      // takes for inbound and the lookup is outbound (its second half is
+      // then filtered, the default filtering being address-port-dependent).
+      if (ep % 5 == 0) sp.src = inside;
     } else {
       sp.src = inside, sp.dst = server, sp.proto = v6 ? kProtoIcmp6 : kProtoIcmp, sp.sport = uint16_t(ep);
       if (v6) sp.icmp_type = 128;

@@ -67,6 +67,8 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -152,7 +154,10 @@ struct EndpointKey {
 // multiply-xorshift mix of the key's words, several times cheaper than
 // absl::Hash's generic combine for these fixed shapes. flat_hash_map takes its
 // slot from the high bits and its control byte from the low 7 bits: both are
-// mixed.
+// mixed. MixWords(a, b) mixes `a` through two multiplications, `b` through
+// one only: a bit of b reaches the bits of the product at and above its own
+// (and, by the last shift, those 32 below), so b's high bits stay in a few
+// bits of the result. Hence an IPv6 address passes each half as an `a`.
 uint64_t RandomTableHashSeed();
 // Set once, during static initialization (no table exists before main()).
 inline const uint64_t kTableHashSeed = RandomTableHashSeed();
@@ -164,7 +169,15 @@ inline uint64_t MixWords(uint64_t a, uint64_t b) {
   return h ^ (h >> 32);
 }
 inline uint64_t Word(const Ip4& a) { return a.raw; }
-inline uint64_t Word(const Ip6& a) { return MixWords(a.hi, a.lo); }
+// It was MixWords(a.hi, a.lo): an address's last two bytes (lo's top 16
+// bits), which are what differs most between hosts of one network, changed
+// only bits 16-31 and 48-63 of the word, and an inside key XORs the inside
+// word with the remote one turned by 32 bits, the same bits again, so the
+// two cancelled: the 1032192 sessions of bench/engine_workload.h (64512
+// inside endpoints x 16 remote hosts, numbered in their last bytes) had
+// 65536 distinct hashes, 16 keys each, and a lookup compared about 8
+// sessions read from random places before it found its own.
+inline uint64_t Word(const Ip6& a) { return MixWords(a.hi, MixWords(a.lo, 0)); }
 
 struct TableHash {
   template <typename Addr>
@@ -185,12 +198,30 @@ struct TableHash {
     return MixWords(Word(k.inside), k.inside_port);
   }
   size_t operator()(const Ip4& a) const { return MixWords(a.raw, 0); }
-  size_t operator()(const Ip6& a) const { return MixWords(a.hi, a.lo); }
+  size_t operator()(const Ip6& a) const { return Word(a); }
 };
 
 static_assert(sizeof(InsideKey<Ip4>) == 12, "IPv4 session key must stay compact");
 static_assert(sizeof(OutsideKey<Ip4>) == 8, "IPv4 outside key must stay compact");
 static_assert(sizeof(InsideKey<Ip6>) == 40, "IPv6 session key: 36 bytes + alignment");
+
+// A key with its TableHash, for Shard::Process: a batch hashes each packet's
+// key once, in the first step of its look-ahead, and carries the hash to the
+// later steps and to the lookup itself (Outbound / Inbound), instead of
+// hashing the key again in each (four times; an IPv6 inside key is 36 bytes,
+// three MixWords). The tables' sets hash a Hashed as its `hash`, which must
+// be TableHash()(key): a set holds an index under its key's hash, and a find
+// under any other would miss it. Builds with NATD_VERIFY_CHECKSUMS or
+// without NDEBUG check that it is (ByIndex).
+template <typename K>
+struct Hashed {
+  K key;
+  size_t hash;
+};
+template <typename K>
+Hashed<K> WithHash(const K& key) {
+  return Hashed<K>{key, TableHash()(key)};
+}
 
 struct TableConfig {
   uint8_t proto = 0;  // kProtoTcp, kProtoUdp, kProtoIcmp, kProtoIcmp6
@@ -290,10 +321,20 @@ class MappingTable {
 
   // An inside endpoint sends to a remote one: finds its session or makes one
   // (and a mapping, if the behaviour needs a new one). Only the packet of a
-  // session that exists (nearly every packet) is inlined here.
+  // session that exists (nearly every packet) is inlined here. `ahead`: the
+  // key Process's look-ahead hashed for this packet, if any; its hash is
+  // used when it is this key (compared here, so the look-ahead's own reading
+  // of the packet can never lead the lookup astray: a key compare costs less
+  // than hashing it again).
   [[gnu::always_inline]] Result Outbound(const Addr& inside, uint16_t inside_port, const Addr& remote,
-                                         uint16_t remote_port, uint8_t tcp_flags, uint32_t bytes, int64_t now) {
-    auto it = by_inside_.find(InsideKey<Addr>{inside, remote, inside_port, remote_port});
+                                         uint16_t remote_port, uint8_t tcp_flags, uint32_t bytes, int64_t now,
+                                         const Hashed<InsideKey<Addr>>* ahead = nullptr) {
+    // (Two finds, not one of a hash picked by a ternary: one by one, that
+    // cost 10 instructions a packet more, measured.)
+    const InsideKey<Addr> key{inside, remote, inside_port, remote_port};
+    auto it = ahead == nullptr ? by_inside_.find(key)
+                               : by_inside_.find(Hashed<InsideKey<Addr>>{key, ahead->key == key ? ahead->hash
+                                                                                   : TableHash()(key)});
     if (it == by_inside_.end()) [[unlikely]] {
       return OutboundNew(inside, inside_port, remote, remote_port, tcp_flags, bytes, now);
     }
@@ -335,9 +376,15 @@ class MappingTable {
 
   // A remote endpoint sends to an external port: finds the session, or makes
   // one when the mapping's filtering lets this remote end in.
+  // `ahead`: as for Outbound.
   [[gnu::always_inline]] Result Inbound(uint16_t external_port, const Addr& remote, uint16_t remote_port,
-                                        uint8_t tcp_flags, uint32_t bytes, int64_t now) {
-    const uint32_t s = FindOutside(external_port, remote, remote_port);
+                                        uint8_t tcp_flags, uint32_t bytes, int64_t now,
+                                        const Hashed<OutsideKey<Addr>>* ahead = nullptr) {
+    const OutsideKey<Addr> key{remote, external_port, remote_port};
+    auto it = ahead == nullptr ? by_outside_.find(key)
+                               : by_outside_.find(Hashed<OutsideKey<Addr>>{key, ahead->key == key ? ahead->hash
+                                                                                   : TableHash()(key)});
+    const uint32_t s = it == by_outside_.end() ? kNil : *it;
     if (s == kNil) [[unlikely]] {
       return InboundNew(external_port, remote, remote_port, tcp_flags, bytes, now);
     }
@@ -385,42 +432,38 @@ class MappingTable {
     return {DropReason::kNone, s};
   }
 
-  // Look-ahead for a batch (Shard::Process), in two steps a few packets
+  // Look-ahead for a batch (Shard::Process), in three steps a few packets
   // apart: the hash slots that Outbound / Inbound will read for a packet,
   // then, once those are near, its session's entry (a slot holds only the
   // session's index, so this step prefetches the session of every slot whose
   // control byte matches, without comparing keys: see Probe), then its
-  // mapping's (ProbeMapping). Nothing else happens.
+  // mapping's (ProbeMapping). Nothing else happens. Each step takes the key
+  // with the hash the first one computed (Hashed).
   // GCC deems a function whose only effect is a prefetch pure and drops
   // calls to it (absl's prefetch() included, unless inlined): hence flatten
   // and the empty asm volatile statements.
-  [[gnu::flatten]] void PrefetchOutbound(const Addr& inside, uint16_t inside_port, const Addr& remote,
-                                         uint16_t remote_port) const {
-    by_inside_.prefetch(InsideKey<Addr>{inside, remote, inside_port, remote_port});
+  [[gnu::flatten]] void PrefetchOutbound(const Hashed<InsideKey<Addr>>& k) const {
+    by_inside_.prefetch(k);
     asm volatile("");
   }
-  [[gnu::flatten]] void PrefetchInbound(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
-    by_outside_.prefetch(OutsideKey<Addr>{remote, external_port, remote_port});
+  [[gnu::flatten]] void PrefetchInbound(const Hashed<OutsideKey<Addr>>& k) const {
+    by_outside_.prefetch(k);
     asm volatile("");
   }
-  [[gnu::flatten]] void PrefetchOutboundSession(const Addr& inside, uint16_t inside_port, const Addr& remote,
-                               uint16_t remote_port) const {
-    (void)by_inside_.find(Probe<InsideKey<Addr>>{{inside, remote, inside_port, remote_port}});
+  [[gnu::flatten]] void PrefetchOutboundSession(const Hashed<InsideKey<Addr>>& k) const {
+    (void)by_inside_.find(Probe<InsideKey<Addr>>{k});
     asm volatile("");
   }
-  [[gnu::flatten]] void PrefetchInboundSession(uint16_t external_port, const Addr& remote, uint16_t remote_port) const {
-    (void)by_outside_.find(Probe<OutsideKey<Addr>>{{remote, external_port, remote_port}});
+  [[gnu::flatten]] void PrefetchInboundSession(const Hashed<OutsideKey<Addr>>& k) const {
+    (void)by_outside_.find(Probe<OutsideKey<Addr>>{k});
     asm volatile("");
   }
-
-  [[gnu::flatten]] void PrefetchOutboundMapping(const Addr& inside, uint16_t inside_port, const Addr& remote,
-                                                uint16_t remote_port) const {
-    (void)by_inside_.find(ProbeMapping<InsideKey<Addr>>{{inside, remote, inside_port, remote_port}});
+  [[gnu::flatten]] void PrefetchOutboundMapping(const Hashed<InsideKey<Addr>>& k) const {
+    (void)by_inside_.find(ProbeMapping<InsideKey<Addr>>{k});
     asm volatile("");
   }
-  [[gnu::flatten]] void PrefetchInboundMapping(uint16_t external_port, const Addr& remote,
-                                               uint16_t remote_port) const {
-    (void)by_outside_.find(ProbeMapping<OutsideKey<Addr>>{{remote, external_port, remote_port}});
+  [[gnu::flatten]] void PrefetchInboundMapping(const Hashed<OutsideKey<Addr>>& k) const {
+    (void)by_outside_.find(ProbeMapping<OutsideKey<Addr>>{k});
     asm volatile("");
   }
 
@@ -861,13 +904,13 @@ class MappingTable {
   // matches, so the lookup reads the control bytes and slots and no entry.
   template <typename K>
   struct Probe {
-    K key;
+    Hashed<K> k;
   };
   // Likewise, a step later: every candidate whose session (by then near)
   // holds the key's remote end has its mapping prefetched.
   template <typename K>
   struct ProbeMapping {
-    K key;
+    Hashed<K> k;
   };
   template <IndexOf kWhat>
   struct ByIndex {
@@ -905,14 +948,27 @@ class MappingTable {
       }
     }
 
-    // Hash: identical for a key and for the index that holds it.
+    // Hash: identical for a key and for the index that holds it, and for
+    // a key carried with its hash (Hashed, see there), which is checked in
+    // debug and sanitizer builds.
     size_t operator()(uint32_t i) const { return TableHash()(KeyAt(i)); }
     size_t operator()(const Key& k) const { return TableHash()(k); }
-    size_t operator()(const Probe<Key>& p) const { return TableHash()(p.key); }
+    size_t operator()(const Hashed<Key>& k) const {
+#if defined(NATD_VERIFY_CHECKSUMS) || !defined(NDEBUG)
+      if (k.hash != TableHash()(k.key)) {
+        std::fprintf(stderr, "natd: BUG: a key carried with a hash that is not its own\n");
+        std::abort();
+      }
+#endif
+      return k.hash;
+    }
+    size_t operator()(const Probe<Key>& p) const { return (*this)(p.k); }
     // Eq. Two indices: the same entry (a set never holds two with one key).
     bool operator()(uint32_t a, uint32_t b) const { return a == b; }
     bool operator()(uint32_t i, const Key& k) const { return Matches(i, k); }
     bool operator()(const Key& k, uint32_t i) const { return Matches(i, k); }
+    bool operator()(uint32_t i, const Hashed<Key>& k) const { return Matches(i, k.key); }
+    bool operator()(const Hashed<Key>& k, uint32_t i) const { return Matches(i, k.key); }
     bool operator()(uint32_t i, const Probe<Key>&) const {
       const char* entry;
       if constexpr (kWhat == IndexOf::kMapping) {
@@ -928,11 +984,11 @@ class MappingTable {
       return false;
     }
     bool operator()(const Probe<Key>& p, uint32_t i) const { return (*this)(i, p); }
-    size_t operator()(const ProbeMapping<Key>& p) const { return TableHash()(p.key); }
+    size_t operator()(const ProbeMapping<Key>& p) const { return (*this)(p.k); }
     bool operator()(uint32_t i, const ProbeMapping<Key>& p) const {
       static_assert(kWhat != IndexOf::kMapping);
       const Session& ss = sessions[i];
-      if (ss.remote == p.key.remote && ss.remote_port == p.key.remote_port) {
+      if (ss.remote == p.k.key.remote && ss.remote_port == p.k.key.remote_port) {
         // From its start to its counters: two cache lines for most.
         const char* entry = reinterpret_cast<const char*>(&mappings[ss.mapping]);
         __builtin_prefetch(entry);

@@ -196,7 +196,7 @@ Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, E
 
 template <typename Addr>
 DropReason Shard::TranslateIn(AddressTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode,
-                              int64_t now) {
+                              int64_t now, const Ahead* ahead) {
   if (v.kind == L4Kind::kError) {
     DropReason r = TranslateInboundError(tables->For(v.quote.kind), d, v, mode);
     if (r == DropReason::kNone) {
@@ -205,13 +205,13 @@ DropReason Shard::TranslateIn(AddressTables<Addr>* tables, uint8_t* d, const Pac
     }
     return r;
   }
-  DropReason r = TranslateInbound(tables->For(v.kind), d, v, mode, now);
+  DropReason r = TranslateInbound(tables->For(v.kind), d, v, mode, now, ahead ? ahead->In<Addr>() : nullptr);
   if (r == DropReason::kNone) counters_.packets_in.Add();
   return r;
 }
 
 template <typename Addr>
-Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now) {
+Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now, const Ahead* ahead) {
   auto verdict = [](DropReason r) {
     return Verdict{r == DropReason::kNone ? Action::kForward : Action::kDrop, r, 0};
   };
@@ -230,7 +230,7 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
   }
   if (from_global) return verdict(DropReason::kSourceIsGlobal);
   if (to_global && !steering_.IsHairpin(d, v)) {
-    return verdict(TranslateIn(to_global, d, v, mode, now));
+    return verdict(TranslateIn(to_global, d, v, mode, now, ahead));
   }
   // Outbound, by the inside host's (paired) global address; when addressed
   // to a global address, the first half of a hairpin.
@@ -239,7 +239,8 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
   // destination: the sender itself.
   AddressTables<Addr>& mine = tables->ForInside(src);
   DropReason r = v.kind == L4Kind::kError ? TranslateOutboundError(mine.For(v.quote.kind), d, v, mode)
-                                           : TranslateOutbound(mine.For(v.kind), d, v, mode, now);
+                                           : TranslateOutbound(mine.For(v.kind), d, v, mode, now,
+                                                               ahead ? ahead->Out<Addr>() : nullptr);
   if (r != DropReason::kNone) return verdict(r);
   counters_.packets_out.Add();
   if (Addr::kFamily == 4 && !(d[6] & 0x40)) RenumberIp4(d);
@@ -254,7 +255,7 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
   return Translate(tables, p, v, now);  // the second half, here
 }
 
-Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
+Verdict Shard::ProcessOne(PacketRef& p, int64_t now, const Ahead* ahead) {
   uint8_t* const d = p.data;
   const uint32_t len = p.len;
   if (len >= 20 && (d[0] >> 4) == 4 && std::memcmp(d + 16, kStatusAddress, 4) == 0) {
@@ -268,8 +269,8 @@ Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
     const bool valid_before = !v.fragment && !p.partial_checksum && ChecksumsValid(d, v);
 #endif
     Verdict t = v.fragment          ? ProcessFragment(p, v, now)
-                : v.family == 4 ? Translate(v4_.get(), p, v, now)
-                                : Translate(v6_.get(), p, v, now);
+                : v.family == 4 ? Translate(v4_.get(), p, v, now, ahead)
+                                : Translate(v6_.get(), p, v, now, ahead);
     r = t.reason;
 #ifdef NATD_VERIFY_CHECKSUMS
     if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
@@ -544,50 +545,61 @@ bool Shard::ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now) {
 }
 
 template <typename Addr>
-inline void Shard::PrefetchIn(FamilyTables<Addr>* tables, const uint8_t* d, uint16_t l4, uint8_t proto,
-                              PrefetchStep step) const {
+inline void Shard::PrefetchSlotsIn(FamilyTables<Addr>* tables, const uint8_t* d, uint16_t l4, uint8_t proto,
+                                   Ahead& a) const {
   const Addr src = Addr::Load(d + (Addr::kFamily == 4 ? 12 : 8));
   const Addr dst = Addr::Load(d + (Addr::kFamily == 4 ? 16 : 24));
   const uint16_t sport = LoadBe16(d + l4), dport = LoadBe16(d + l4 + 2);
   if (AddressTables<Addr>* to = tables->ForGlobal(dst)) {
     const MappingTable<Addr>& t = proto == kProtoTcp ? to->tcp : to->udp;
-    switch (step) {
-      case PrefetchStep::kSlots:
-        t.PrefetchInbound(dport, src, sport);
-        break;
-      case PrefetchStep::kSession:
-        t.PrefetchInboundSession(dport, src, sport);
-        break;
-      case PrefetchStep::kMapping:
-        t.PrefetchInboundMapping(dport, src, sport);
-        break;
-    }
+    t.PrefetchInbound(a.SetIn(&t, OutsideKey<Addr>{src, dport, sport}));
   } else {
     AddressTables<Addr>& mine = tables->ForInside(src);
     const MappingTable<Addr>& t = proto == kProtoTcp ? mine.tcp : mine.udp;
-    switch (step) {
-      case PrefetchStep::kSlots:
-        t.PrefetchOutbound(src, sport, dst, dport);
-        break;
-      case PrefetchStep::kSession:
-        t.PrefetchOutboundSession(src, sport, dst, dport);
-        break;
-      case PrefetchStep::kMapping:
-        t.PrefetchOutboundMapping(src, sport, dst, dport);
-        break;
-    }
+    t.PrefetchOutbound(a.SetOut(&t, InsideKey<Addr>{src, dst, sport, dport}));
   }
 }
 
 // A hint only: a TCP or UDP packet without options or extension headers
-// (what nearly every packet is); nothing is decided here.
-inline void Shard::Prefetch(const PacketRef& p, PrefetchStep step) const {
+// (what nearly every packet is); nothing is decided here. The lookup uses
+// the hash only for the key it was computed for (MappingTable::Outbound).
+inline void Shard::PrefetchSlots(const PacketRef& p, Ahead& a) const {
   const uint8_t* d = p.data;
+  a.kind = Ahead::Kind::kNone;  // the ring's entry may hold an earlier packet's
   if (p.handed_off || p.len < 20) return;
   if (d[0] == 0x45 && v4_ && p.len >= 24 && (d[9] == kProtoTcp || d[9] == kProtoUdp)) {
-    PrefetchIn(v4_.get(), d, 20, d[9], step);
+    PrefetchSlotsIn(v4_.get(), d, 20, d[9], a);
   } else if ((d[0] >> 4) == 6 && v6_ && p.len >= 44 && (d[6] == kProtoTcp || d[6] == kProtoUdp)) {
-    PrefetchIn(v6_.get(), d, 40, d[6], step);
+    PrefetchSlotsIn(v6_.get(), d, 40, d[6], a);
+  }
+}
+
+// The later steps: the first one found the table and hashed the key.
+inline void Shard::Prefetch(const Ahead& a, PrefetchStep step) {
+  const bool session = step == PrefetchStep::kSession;
+  switch (a.kind) {
+    case Ahead::Kind::kNone:
+      break;
+    case Ahead::Kind::kOut4: {
+      const auto* t = static_cast<const MappingTable<Ip4>*>(a.table);
+      session ? t->PrefetchOutboundSession(a.k.out4) : t->PrefetchOutboundMapping(a.k.out4);
+      break;
+    }
+    case Ahead::Kind::kIn4: {
+      const auto* t = static_cast<const MappingTable<Ip4>*>(a.table);
+      session ? t->PrefetchInboundSession(a.k.in4) : t->PrefetchInboundMapping(a.k.in4);
+      break;
+    }
+    case Ahead::Kind::kOut6: {
+      const auto* t = static_cast<const MappingTable<Ip6>*>(a.table);
+      session ? t->PrefetchOutboundSession(a.k.out6) : t->PrefetchOutboundMapping(a.k.out6);
+      break;
+    }
+    case Ahead::Kind::kIn6: {
+      const auto* t = static_cast<const MappingTable<Ip6>*>(a.table);
+      session ? t->PrefetchInboundSession(a.k.in6) : t->PrefetchInboundMapping(a.k.in6);
+      break;
+    }
   }
 }
 
@@ -604,14 +616,21 @@ void Shard::Process(std::span<PacketRef> packets, std::span<Verdict> verdicts, i
   // another. (A hash slot holds only an index: the lookup's key compare
   // reads the session and the mapping, so both must be near by then.)
   constexpr size_t kAhead = 8, kSession = 4, kMapping = 2;
-  for (size_t i = 0; i < std::min(n, kAhead); ++i) Prefetch(packets[i], PrefetchStep::kSlots);
-  for (size_t i = 0; i < std::min(n, kSession); ++i) Prefetch(packets[i], PrefetchStep::kSession);
-  for (size_t i = 0; i < std::min(n, kMapping); ++i) Prefetch(packets[i], PrefetchStep::kMapping);
+  // Each packet's key is hashed once, by the first step, and kept here for
+  // the other two and the lookup: only packets i .. i + kAhead are in
+  // flight, so a ring of 16 entries (on the stack, whatever the batch size;
+  // natd's --batch allows up to 1024) holds them all.
+  constexpr size_t kRing = 16;
+  static_assert(kRing > kAhead && (kRing & (kRing - 1)) == 0);
+  Ahead ahead[kRing];
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) PrefetchSlots(packets[i], ahead[i]);
+  for (size_t i = 0; i < std::min(n, kSession); ++i) Prefetch(ahead[i], PrefetchStep::kSession);
+  for (size_t i = 0; i < std::min(n, kMapping); ++i) Prefetch(ahead[i], PrefetchStep::kMapping);
   for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) Prefetch(packets[i + kAhead], PrefetchStep::kSlots);
-    if (i + kSession < n) Prefetch(packets[i + kSession], PrefetchStep::kSession);
-    if (i + kMapping < n) Prefetch(packets[i + kMapping], PrefetchStep::kMapping);
-    verdicts[i] = ProcessOne(packets[i], now_ms);
+    if (i + kAhead < n) PrefetchSlots(packets[i + kAhead], ahead[(i + kAhead) % kRing]);
+    if (i + kSession < n) Prefetch(ahead[(i + kSession) % kRing], PrefetchStep::kSession);
+    if (i + kMapping < n) Prefetch(ahead[(i + kMapping) % kRing], PrefetchStep::kMapping);
+    verdicts[i] = ProcessOne(packets[i], now_ms, &ahead[i % kRing]);
   }
 }
 

@@ -126,7 +126,7 @@ class Shard {
   // Translates packets in place; verdicts[i] tells what to do with packets[i].
   // A reply (kReply) replaces the packet in its buffer and updates its len.
   void Process(std::span<PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms);
-  Verdict ProcessOne(PacketRef& packet, int64_t now_ms);
+  Verdict ProcessOne(PacketRef& packet, int64_t now_ms) { return ProcessOne(packet, now_ms, nullptr); }
   // For callers without spare room in the buffer (no reply is built).
   Verdict ProcessOne(uint8_t* data, uint32_t len, int64_t now_ms, bool partial_checksum = false) {
     PacketRef p{data, len, 0, partial_checksum, false};
@@ -180,18 +180,81 @@ class Shard {
   // Builds the "administratively prohibited" answer to a refused packet in
   // its buffer, within the rate limit; false when it cannot or may not.
   bool ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now_ms);
+  // One packet's look-ahead in Process: the table and key its first step
+  // found, with the key's hash (computed there, once), for the later steps
+  // and for the lookup itself, which uses the hash if its key is this one.
+  // One type for both families and directions (a union of the four keys):
+  // 64 bytes, a cache line an entry.
+  struct Ahead {
+    enum class Kind : uint8_t { kNone, kOut4, kIn4, kOut6, kIn6 };
+    Kind kind = Kind::kNone;
+    const void* table = nullptr;  // the MappingTable<Ip4 or Ip6> of `kind`'s family
+    union Keys {
+      Keys() {}
+      Hashed<InsideKey<Ip4>> out4;
+      Hashed<OutsideKey<Ip4>> in4;
+      Hashed<InsideKey<Ip6>> out6;
+      Hashed<OutsideKey<Ip6>> in6;
+    } k;
+    // The first step: an outbound (inbound) packet's table and key, hashed.
+    template <typename Addr>
+    const Hashed<InsideKey<Addr>>& SetOut(const MappingTable<Addr>* t, const InsideKey<Addr>& key) {
+      table = t;
+      if constexpr (Addr::kFamily == 4) {
+        kind = Kind::kOut4;
+        return k.out4 = WithHash(key);
+      } else {
+        kind = Kind::kOut6;
+        return k.out6 = WithHash(key);
+      }
+    }
+    template <typename Addr>
+    const Hashed<OutsideKey<Addr>>& SetIn(const MappingTable<Addr>* t, const OutsideKey<Addr>& key) {
+      table = t;
+      if constexpr (Addr::kFamily == 4) {
+        kind = Kind::kIn4;
+        return k.in4 = WithHash(key);
+      } else {
+        kind = Kind::kIn6;
+        return k.in6 = WithHash(key);
+      }
+    }
+    // The key of an outbound (inbound) packet of family Addr; else nullptr.
+    template <typename Addr>
+    const Hashed<InsideKey<Addr>>* Out() const {
+      if constexpr (Addr::kFamily == 4) {
+        return kind == Kind::kOut4 ? &k.out4 : nullptr;
+      } else {
+        return kind == Kind::kOut6 ? &k.out6 : nullptr;
+      }
+    }
+    template <typename Addr>
+    const Hashed<OutsideKey<Addr>>* In() const {
+      if constexpr (Addr::kFamily == 4) {
+        return kind == Kind::kIn4 ? &k.in4 : nullptr;
+      } else {
+        return kind == Kind::kIn6 ? &k.in6 : nullptr;
+      }
+    }
+  };
+  static_assert(sizeof(Ahead) == 64);
+  // `ahead`: the packet's look-ahead in a batch, or nullptr.
+  Verdict ProcessOne(PacketRef& packet, int64_t now_ms, const Ahead* ahead);
   template <typename Addr>
-  Verdict Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now_ms);
-  // Process's look-ahead: prefetches the hash slots a packet will need, its
-  // session's entry, or its mapping's (`step`; inlined into Process, see
-  // MappingTable::PrefetchOutbound); only with this many sessions or more
-  // (measured: below, the tables stay in the caches and it only costs).
+  Verdict Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now_ms,
+                    const Ahead* ahead = nullptr);
+  // Process's look-ahead: prefetches the hash slots a packet will need (and
+  // fills its Ahead), its session's entry, or its mapping's (inlined into
+  // Process, see MappingTable::PrefetchOutbound); only with this many
+  // sessions or more (measured: below, the tables stay in the caches and it
+  // only costs).
   static constexpr uint64_t kPrefetchFrom = 4096;
-  enum class PrefetchStep : uint8_t { kSlots, kSession, kMapping };
-  [[gnu::always_inline]] void Prefetch(const PacketRef& p, PrefetchStep step) const;
+  [[gnu::always_inline]] void PrefetchSlots(const PacketRef& p, Ahead& a) const;
   template <typename Addr>
-  [[gnu::always_inline]] void PrefetchIn(FamilyTables<Addr>* tables, const uint8_t* d, uint16_t l4, uint8_t proto,
-                                         PrefetchStep step) const;
+  [[gnu::always_inline]] void PrefetchSlotsIn(FamilyTables<Addr>* tables, const uint8_t* d, uint16_t l4, uint8_t proto,
+                                              Ahead& a) const;
+  enum class PrefetchStep : uint8_t { kSession, kMapping };
+  [[gnu::always_inline]] static void Prefetch(const Ahead& a, PrefetchStep step);
   // An outbound IPv4 packet without DF gets a fresh Identification.
   void RenumberIp4(uint8_t* d);
   // Fragments: steering (the datagram's shard) and translation (the session's).
@@ -201,7 +264,7 @@ class Shard {
   void ReleaseDropped(const HeldPacket& h, DropReason why);
   template <typename Addr>
   DropReason TranslateIn(AddressTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode,
-                         int64_t now_ms);
+                         int64_t now_ms, const Ahead* ahead = nullptr);
 
   const uint32_t index_;
   const PortPlan* const plan_;
