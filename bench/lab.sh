@@ -9,9 +9,9 @@
 # from a mmap'ed ring on one CPU, ~270 k/s here, more than the kernel's NAT
 # forwards), counted where they arrive by an nft counter on the wan host;
 # and ping RTT; for natd also its CPU time.
-# natd runs with 1 and 2 queues/workers, offloads on and off, and once with
-# one system call per packet instead of io_uring's batches. Bounded: about
-# 30 s per system (DURATION=4).
+# natd runs with 1 and 2 queues/workers, offloads on and off, once with one
+# system call per packet instead of io_uring's batches, and once busy
+# polling. Bounded: about 30 s per system (DURATION=4).
 #
 # Usage: bench/lab.sh NATD_BINARY [RESULTS_DIR]   (bazel run //bench:lab)
 # Writes RESULTS_DIR/{table.md,results.json,machine.txt,ratios.png}.
@@ -147,15 +147,20 @@ kernel_nat_on
 measure "kernel nft masquerade"
 kernel_nat_off
 
-# Each: queues/workers, offloads, io_uring. The last shows what io_uring's
-# batching is worth (the same as the first, one system call per packet).
+# Each: queues/workers, offloads, io_uring, busy polling (µs, optional).
+# The fifth row shows what io_uring's batching is worth (the first, with one
+# system call per packet); the last, what busy polling is worth for latency
+# (a thread that does not sleep between pings is not woken for each).
 # NATD_CONFIGS="1 true true;2 true true" picks some.
-IFS=';' read -ra configs <<<"${NATD_CONFIGS:-1 true true;2 true true;1 false true;2 false true;1 true false}"
+IFS=';' read -ra configs <<<"${NATD_CONFIGS:-1 true true;2 true true;1 false true;2 false true;1 true false;1 true true 10000}"
 for cfg in "${configs[@]}"; do
   set -- $cfg
+  busy=${4:-0}
   name="natd q$1/w$1 offload $([ "$2" = true ] && echo on || echo off)$([ "$3" = false ] && echo ", read/write")"
+  [ "$busy" != 0 ] && name+=", busy poll $((busy / 1000)) ms"
   echo "== $name" >&2
-  lab_start_natd --queues="$1" --workers="$1" --offload="$2" --io_uring="$3" --preset=port-restricted-cone || continue
+  lab_start_natd --queues="$1" --workers="$1" --offload="$2" --io_uring="$3" --busy_poll_us="$busy" \
+    --preset=port-restricted-cone || continue
   measure "$name"
   lab_stop_natd || echo "natd did not stop cleanly" >&2
 done

@@ -36,6 +36,7 @@ expect_refused queues $G --queues=0
 expect_refused mtu $G --mtu=500
 expect_refused pool_buffers $G --pool_buffers=1
 expect_refused batch $G --batch=0
+expect_refused busy_poll_us $G --busy_poll_us=2000000
 expect_refused max_sessions $G --max_sessions=0
 expect_refused user $G --user=no-such-user-natd
 expect_refused user $G --user=root
@@ -62,7 +63,8 @@ help=$("$natd" --helpfull 2>&1)
 for f in device queues workers global4 global6 preset tcp_preset udp_preset icmp_preset ports \
   tcp_established_timeout tcp_transitory_timeout udp_timeout icmp_timeout udp_inbound_refresh max_sessions mtu \
   offload pool_buffers queue_depth batch log_file log_invalid_per_second user group max_sessions_per_host inside fragment_datagrams fragments_held fragment_held_bytes \
-  fragment_timeout state_file pcp pcp_mappings pcp_mappings_per_host pcp_max_lifetime run_to_completion; do
+  fragment_timeout state_file pcp pcp_mappings pcp_mappings_per_host pcp_max_lifetime run_to_completion \
+  io_uring prefault busy_poll_us; do
   grep -q -- "-$f" <<<"$help" || { echo "FAIL: --helpfull does not explain --$f"; fails=$((fails + 1)); }
 done
 echo "$fails failure(s)"

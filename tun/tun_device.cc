@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +25,12 @@
 
 namespace natd::tun {
 namespace {
+
+int64_t MonotonicNs() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
 
 // struct virtio_net_hdr of linux/virtio_net.h (which C++ cannot include: a
 // struct there has a member named `class`). Little-endian, as TUN's default.
@@ -75,10 +82,18 @@ void TunQueue::ClearHeaderIfRebuilt(const PacketBuf& b) const {
 
 // Nothing ready: waits up to 100 ms, then lets the caller look around
 // (`stop`, and in run-to-completion mode its timers and tasks). True if the
-// device became readable.
+// device became readable. With busy polling, it first looks without
+// sleeping (poll with no timeout) until busy_poll_ns_ have passed.
 bool TunQueue::WaitReadable(const std::atomic<bool>& stop) {
   if (stop.load(std::memory_order_relaxed)) return false;
   pollfd p{fd_, POLLIN, 0};
+  if (busy_poll_ns_ > 0) {
+    const int64_t until = MonotonicNs() + busy_poll_ns_;
+    do {
+      if (poll(&p, 1, 0) > 0) return true;
+      if (stop.load(std::memory_order_relaxed)) return false;
+    } while (MonotonicNs() < until);
+  }
   return poll(&p, 1, 100) > 0;
 }
 
@@ -240,6 +255,7 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const TunOptions& o) 
       }
     }
     dev->queues_.push_back(std::make_unique<TunQueue>(fd, o.offload, std::move(rings[0]), std::move(rings[1])));
+    dev->queues_.back()->set_busy_poll_us(o.busy_poll_us);
   }
   if (o.offload) {
     // Ask for the most the kernel takes: UDP segmentation is newer (6.2).

@@ -39,6 +39,8 @@ class TunQueue final : public PacketIo {
   size_t ReadBatch(std::span<PacketBuf> bufs, uint32_t capacity, const std::atomic<bool>& stop) override;
   size_t WriteBatch(std::span<const PacketBuf> bufs) override;
   int fd() const { return fd_; }
+  // Busy polling (see TunOptions::busy_poll_us); before the reader starts.
+  void set_busy_poll_us(uint32_t us) { busy_poll_ns_ = int64_t(us) * 1000; }
   const IoCounters& counters() const { return counters_; }
 
  private:
@@ -56,6 +58,7 @@ class TunQueue final : public PacketIo {
   std::unique_ptr<Uring> read_ring_;   // the reader's thread only
   std::unique_ptr<Uring> write_ring_;  // the writer's thread only
   uint32_t last_read_ = 0;  // packets the last batch read (sizes the next)
+  int64_t busy_poll_ns_ = 0;
   IoCounters counters_;
 };
 
@@ -65,6 +68,12 @@ struct TunOptions {
   uint32_t mtu = 1500;
   bool offload = true;  // IFF_VNET_HDR with checksum and segmentation offloads
   bool io_uring = true;  // batch reads and writes through io_uring where the kernel allows it
+  // Once the device has run dry, a reader keeps looking for this long before
+  // it sleeps. A packet that comes within it is taken at once, where a
+  // sleeping thread must first be woken (on a VM, a wake-up on an idle CPU
+  // costs tens of µs); the price is a core kept busy while packets keep
+  // coming less than this apart. 0: sleep at once.
+  uint32_t busy_poll_us = 0;
 };
 
 class TunDevice {

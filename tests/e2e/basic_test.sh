@@ -2,8 +2,8 @@
 # basic_test: real clients through natd, IPv4 and IPv6 — ping, a 10 MB HTTP
 # download (curl in lan from python3 -m http.server in wan, sha256 compared),
 # a UDP echo (socat) — once with one queue and one worker, once with two of
-# each (io_uring batches), once with one of each, no offloads and one
-# read()/write() per packet; natd's status dump must show the mappings the traffic made, and natd
+# each (io_uring batches), once with one of each, no offloads, one
+# read()/write() per packet and busy polling; natd's status dump must show the mappings the traffic made, and natd
 # must stop cleanly with every buffer returned.
 source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh" "$@"
 
@@ -20,17 +20,22 @@ status_has() {
   e2e_ok "status: $table session $re"
 }
 
-# queues, workers, offloads, io_uring batches (else one read()/write() a packet)
-for config in "1 1 true true" "2 2 true true" "1 1 false false"; do
-  read -r queues workers offload uring <<<"$config"
-  e2e_step "natd with --queues=$queues --workers=$workers --offload=$offload --io_uring=$uring"
-  e2e_start_natd --queues="$queues" --workers="$workers" --offload="$offload" --io_uring="$uring"
+# queues, workers, offloads, io_uring batches (else one read()/write() a
+# packet), busy polling (µs)
+for config in "1 1 true true 0" "2 2 true true 0" "1 1 false false 20000"; do
+  read -r queues workers offload uring busy <<<"$config"
+  e2e_step "natd with --queues=$queues --workers=$workers --offload=$offload --io_uring=$uring --busy_poll_us=$busy"
+  e2e_start_natd --queues="$queues" --workers="$workers" --offload="$offload" --io_uring="$uring" --busy_poll_us="$busy"
   if [ "$offload" = true ]; then want="csum tso4 tso6"; else want="none"; fi
   grep -q "offloads $want" "$LAB_DIR/natd.log" || e2e_fail "natd log: expected 'offloads $want'"
   e2e_ok "TUN offloads: $want"
-  if [ "$uring" = true ]; then want="I/O io_uring"; else want="I/O read/write;"; fi
-  grep -q "$want" "$LAB_DIR/natd.log" || e2e_fail "natd log: expected '$want' in: $(grep 'running on' "$LAB_DIR/natd.log")"
+  if [ "$uring" = true ]; then want="I/O io_uring"; else want="I/O read/write[;,]"; fi
+  grep -qE "$want" "$LAB_DIR/natd.log" || e2e_fail "natd log: expected '$want' in: $(grep 'running on' "$LAB_DIR/natd.log")"
   e2e_ok "TUN $want"
+  if [ "$busy" != 0 ]; then
+    grep -q "busy poll $busy us" "$LAB_DIR/natd.log" || e2e_fail "natd log: expected 'busy poll $busy us'"
+    e2e_ok "busy polling $busy µs"
+  fi
 
   for fam in 4 6; do
     if [ $fam = 4 ]; then dst=198.19.0.2; else dst=2001:db8:19::2; fi
