@@ -436,9 +436,11 @@ class MappingTable {
   // apart: the hash slots that Outbound / Inbound will read for a packet,
   // then, once those are near, its session's entry (a slot holds only the
   // session's index, so this step prefetches the session of every slot whose
-  // control byte matches, without comparing keys: see Probe), then its
-  // mapping's (ProbeMapping). Nothing else happens. Each step takes the key
-  // with the hash the first one computed (Hashed).
+  // control byte matches, without comparing keys: see Probe, and keeps one
+  // of those indices, the candidate), then its mapping's, through the
+  // candidate's session (by then near) when it holds the key's remote end:
+  // no second probe of the slots. Nothing else happens. The first steps take
+  // the key with the hash the first one computed (Hashed).
   // GCC deems a function whose only effect is a prefetch pure and drops
   // calls to it (absl's prefetch() included, unless inlined): hence flatten
   // and the empty asm volatile statements.
@@ -450,21 +452,28 @@ class MappingTable {
     by_outside_.prefetch(k);
     asm volatile("");
   }
-  [[gnu::flatten]] void PrefetchOutboundSession(const Hashed<InsideKey<Addr>>& k) const {
-    (void)by_inside_.find(Probe<InsideKey<Addr>>{k});
+  // *candidate: kNil, or a session index whose slot's control byte matched.
+  [[gnu::flatten]] void PrefetchOutboundSession(const Hashed<InsideKey<Addr>>& k, uint32_t* candidate) const {
+    (void)by_inside_.find(Probe<InsideKey<Addr>>{k, candidate});
     asm volatile("");
   }
-  [[gnu::flatten]] void PrefetchInboundSession(const Hashed<OutsideKey<Addr>>& k) const {
-    (void)by_outside_.find(Probe<OutsideKey<Addr>>{k});
+  [[gnu::flatten]] void PrefetchInboundSession(const Hashed<OutsideKey<Addr>>& k, uint32_t* candidate) const {
+    (void)by_outside_.find(Probe<OutsideKey<Addr>>{k, candidate});
     asm volatile("");
   }
-  [[gnu::flatten]] void PrefetchOutboundMapping(const Hashed<InsideKey<Addr>>& k) const {
-    (void)by_inside_.find(ProbeMapping<InsideKey<Addr>>{k});
-    asm volatile("");
-  }
-  [[gnu::flatten]] void PrefetchInboundMapping(const Hashed<OutsideKey<Addr>>& k) const {
-    (void)by_outside_.find(ProbeMapping<OutsideKey<Addr>>{k});
-    asm volatile("");
+  // The mapping of the session step's candidate, when its session holds the
+  // key's remote end (the key of either index has one).
+  template <typename K>
+  [[gnu::always_inline]] void PrefetchMapping(const K& k, uint32_t candidate) const {
+    if (candidate == kNil) return;
+    const Session& ss = sessions_[candidate];
+    if (ss.remote == k.remote && ss.remote_port == k.remote_port) {
+      // From its start to its counters: two cache lines for most.
+      const char* entry = reinterpret_cast<const char*>(&mappings_[ss.mapping]);
+      __builtin_prefetch(entry);
+      __builtin_prefetch(entry + offsetof(Mapping, bytes_in));
+      asm volatile("" : : "r"(entry));
+    }
   }
 
   // Lookups without side effects, for ICMP errors (which never create state).
@@ -900,17 +909,13 @@ class MappingTable {
   // cache line beyond what it did with keys in the slots.
   enum class IndexOf { kInside, kOutside, kMapping };
   // A key to look up for the look-ahead only: every candidate index (a slot
-  // whose control byte matches) has its session prefetched, and none
+  // whose control byte matches) has its session prefetched and is kept in
+  // *candidate (the last one: nearly always the only one), and none
   // matches, so the lookup reads the control bytes and slots and no entry.
   template <typename K>
   struct Probe {
     Hashed<K> k;
-  };
-  // Likewise, a step later: every candidate whose session (by then near)
-  // holds the key's remote end has its mapping prefetched.
-  template <typename K>
-  struct ProbeMapping {
-    Hashed<K> k;
+    uint32_t* candidate;
   };
   template <IndexOf kWhat>
   struct ByIndex {
@@ -969,7 +974,8 @@ class MappingTable {
     bool operator()(const Key& k, uint32_t i) const { return Matches(i, k); }
     bool operator()(uint32_t i, const Hashed<Key>& k) const { return Matches(i, k.key); }
     bool operator()(const Hashed<Key>& k, uint32_t i) const { return Matches(i, k.key); }
-    bool operator()(uint32_t i, const Probe<Key>&) const {
+    bool operator()(uint32_t i, const Probe<Key>& p) const {
+      *p.candidate = i;
       const char* entry;
       if constexpr (kWhat == IndexOf::kMapping) {
         entry = reinterpret_cast<const char*>(&mappings[i]);
@@ -984,20 +990,6 @@ class MappingTable {
       return false;
     }
     bool operator()(const Probe<Key>& p, uint32_t i) const { return (*this)(i, p); }
-    size_t operator()(const ProbeMapping<Key>& p) const { return (*this)(p.k); }
-    bool operator()(uint32_t i, const ProbeMapping<Key>& p) const {
-      static_assert(kWhat != IndexOf::kMapping);
-      const Session& ss = sessions[i];
-      if (ss.remote == p.k.key.remote && ss.remote_port == p.k.key.remote_port) {
-        // From its start to its counters: two cache lines for most.
-        const char* entry = reinterpret_cast<const char*>(&mappings[ss.mapping]);
-        __builtin_prefetch(entry);
-        __builtin_prefetch(entry + offsetof(Mapping, bytes_in));
-        asm volatile("" : : "r"(entry));
-      }
-      return false;
-    }
-    bool operator()(const ProbeMapping<Key>& p, uint32_t i) const { return (*this)(i, p); }
   };
   template <IndexOf kWhat>
   using IndexSet = absl::flat_hash_set<uint32_t, ByIndex<kWhat>, ByIndex<kWhat>, TableAllocator<uint32_t>>;

@@ -572,6 +572,7 @@ inline void Shard::PrefetchSlotsIn(FamilyTables<Addr>* tables, const uint8_t* d,
 inline void Shard::PrefetchSlots(const PacketRef& p, Ahead& a) const {
   const uint8_t* d = p.data;
   a.kind = Ahead::Kind::kNone;  // the ring's entry may hold an earlier packet's
+  a.candidate = kNil;
   if (p.handed_off || p.len < 20) return;
   if (d[0] == 0x45 && v4_ && p.len >= 24 && (d[9] == kProtoTcp || d[9] == kProtoUdp)) {
     PrefetchSlotsIn(v4_.get(), d, 20, d[9], a);
@@ -580,30 +581,31 @@ inline void Shard::PrefetchSlots(const PacketRef& p, Ahead& a) const {
   }
 }
 
-// The later steps: the first one found the table and hashed the key.
-inline void Shard::Prefetch(const Ahead& a, PrefetchStep step) {
+// The later steps: the first one found the table and hashed the key; the
+// session step finds the candidate the mapping step follows.
+inline void Shard::Prefetch(Ahead& a, PrefetchStep step) {
   const bool session = step == PrefetchStep::kSession;
   switch (a.kind) {
     case Ahead::Kind::kNone:
       break;
     case Ahead::Kind::kOut4: {
       const auto* t = static_cast<const MappingTable<Ip4>*>(a.table);
-      session ? t->PrefetchOutboundSession(a.k.out4) : t->PrefetchOutboundMapping(a.k.out4);
+      session ? t->PrefetchOutboundSession(a.k.out4, &a.candidate) : t->PrefetchMapping(a.k.out4.key, a.candidate);
       break;
     }
     case Ahead::Kind::kIn4: {
       const auto* t = static_cast<const MappingTable<Ip4>*>(a.table);
-      session ? t->PrefetchInboundSession(a.k.in4) : t->PrefetchInboundMapping(a.k.in4);
+      session ? t->PrefetchInboundSession(a.k.in4, &a.candidate) : t->PrefetchMapping(a.k.in4.key, a.candidate);
       break;
     }
     case Ahead::Kind::kOut6: {
       const auto* t = static_cast<const MappingTable<Ip6>*>(a.table);
-      session ? t->PrefetchOutboundSession(a.k.out6) : t->PrefetchOutboundMapping(a.k.out6);
+      session ? t->PrefetchOutboundSession(a.k.out6, &a.candidate) : t->PrefetchMapping(a.k.out6.key, a.candidate);
       break;
     }
     case Ahead::Kind::kIn6: {
       const auto* t = static_cast<const MappingTable<Ip6>*>(a.table);
-      session ? t->PrefetchInboundSession(a.k.in6) : t->PrefetchInboundMapping(a.k.in6);
+      session ? t->PrefetchInboundSession(a.k.in6, &a.candidate) : t->PrefetchMapping(a.k.in6.key, a.candidate);
       break;
     }
   }

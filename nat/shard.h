@@ -184,10 +184,12 @@ class Shard {
   // found, with the key's hash (computed there, once), for the later steps
   // and for the lookup itself, which uses the hash if its key is this one.
   // One type for both families and directions (a union of the four keys):
-  // 64 bytes, a cache line an entry.
+  // 64 bytes, a cache line an entry (the candidate fits in kind's padding).
   struct Ahead {
     enum class Kind : uint8_t { kNone, kOut4, kIn4, kOut6, kIn6 };
     Kind kind = Kind::kNone;
+    // The session step's candidate for the key (MappingTable::Probe), or kNil.
+    uint32_t candidate = kNil;
     const void* table = nullptr;  // the MappingTable<Ip4 or Ip6> of `kind`'s family
     union Keys {
       Keys() {}
@@ -261,7 +263,7 @@ class Shard {
   [[gnu::always_inline]] void PrefetchSlotsIn(FamilyTables<Addr>* tables, const uint8_t* d, uint16_t l4, uint8_t proto,
                                               Ahead& a) const;
   enum class PrefetchStep : uint8_t { kSession, kMapping };
-  [[gnu::always_inline]] static void Prefetch(const Ahead& a, PrefetchStep step);
+  [[gnu::always_inline]] static void Prefetch(Ahead& a, PrefetchStep step);
   // An outbound IPv4 packet without DF gets a fresh Identification.
   void RenumberIp4(uint8_t* d);
   // Fragments: steering (the datagram's shard) and translation (the session's).
