@@ -32,16 +32,18 @@
 
 namespace natd {
 
-// Inlined: one caller (Shard::Translate), on every outbound packet. `ahead`:
-// the key a batch's look-ahead hashed for the packet (MappingTable::Outbound).
+// Inlined: one caller (Shard::Translate), on every outbound packet. `ahead`,
+// `candidate`: the key a batch's look-ahead hashed for the packet and the
+// session it found in this table (MappingTable::Outbound).
 template <typename Addr>
 [[gnu::always_inline]] inline DropReason TranslateOutbound(MappingTable<Addr>& table, uint8_t* d, const PacketView& v,
                                                            ChecksumMode mode, int64_t now,
-                                                           const Hashed<InsideKey<Addr>>* ahead = nullptr) {
+                                                           const Hashed<InsideKey<Addr>>* ahead = nullptr,
+                                                           uint32_t candidate = kNil) {
   uint8_t* src = d + v.src_addr_offset();
   const Addr remote = Addr::Load(d + v.dst_addr_offset());
   auto r = table.Outbound(Addr::Load(src), v.src_port, remote, v.remote_port_of(v.dst_port), v.tcp_flags, v.len, now,
-                          ahead);
+                          ahead, candidate);
   if (r.drop != DropReason::kNone) return r.drop;
   const auto& m = table.mapping_of(r.session);
   table.global().Store(src);

@@ -325,20 +325,26 @@ class MappingTable {
   // key Process's look-ahead hashed for this packet, if any; its hash is
   // used when it is this key (compared here, so the look-ahead's own reading
   // of the packet can never lead the lookup astray: a key compare costs less
-  // than hashing it again).
+  // than hashing it again). `candidate` (with `ahead`): the look-ahead's candidate session
+  // in this table (see PrefetchOutboundSession), or kNil: when it is live
+  // and holds this key it is the session, found without a probe (every live
+  // session is in both index sets, under keys no other one has).
   [[gnu::always_inline]] Result Outbound(const Addr& inside, uint16_t inside_port, const Addr& remote,
                                          uint16_t remote_port, uint8_t tcp_flags, uint32_t bytes, int64_t now,
-                                         const Hashed<InsideKey<Addr>>* ahead = nullptr) {
-    // (Two finds, not one of a hash picked by a ternary: one by one, that
-    // cost 10 instructions a packet more, measured.)
+                                         const Hashed<InsideKey<Addr>>* ahead = nullptr, uint32_t candidate = kNil) {
     const InsideKey<Addr> key{inside, remote, inside_port, remote_port};
-    auto it = ahead == nullptr ? by_inside_.find(key)
-                               : by_inside_.find(Hashed<InsideKey<Addr>>{key, ahead->key == key ? ahead->hash
-                                                                                   : TableHash()(key)});
-    if (it == by_inside_.end()) [[unlikely]] {
-      return OutboundNew(inside, inside_port, remote, remote_port, tcp_flags, bytes, now);
+    uint32_t s = candidate;
+    if (ahead == nullptr || !Holds<IndexOf::kInside>(s, key)) {
+      // (Two finds, not one of a hash picked by a ternary: one by one, that
+      // cost 10 instructions a packet more, measured.)
+      auto it = ahead == nullptr ? by_inside_.find(key)
+                                 : by_inside_.find(Hashed<InsideKey<Addr>>{key, ahead->key == key ? ahead->hash
+                                                                                     : TableHash()(key)});
+      if (it == by_inside_.end()) [[unlikely]] {
+        return OutboundNew(inside, inside_port, remote, remote_port, tcp_flags, bytes, now);
+      }
+      s = *it;
     }
-    const uint32_t s = *it;
     Touch(s, Direction::kOut, tcp_flags, bytes, now);
     return {DropReason::kNone, s};
   }
@@ -376,15 +382,18 @@ class MappingTable {
 
   // A remote endpoint sends to an external port: finds the session, or makes
   // one when the mapping's filtering lets this remote end in.
-  // `ahead`: as for Outbound.
+  // `ahead`, `candidate`: as for Outbound.
   [[gnu::always_inline]] Result Inbound(uint16_t external_port, const Addr& remote, uint16_t remote_port,
                                         uint8_t tcp_flags, uint32_t bytes, int64_t now,
-                                        const Hashed<OutsideKey<Addr>>* ahead = nullptr) {
+                                        const Hashed<OutsideKey<Addr>>* ahead = nullptr, uint32_t candidate = kNil) {
     const OutsideKey<Addr> key{remote, external_port, remote_port};
-    auto it = ahead == nullptr ? by_outside_.find(key)
-                               : by_outside_.find(Hashed<OutsideKey<Addr>>{key, ahead->key == key ? ahead->hash
-                                                                                   : TableHash()(key)});
-    const uint32_t s = it == by_outside_.end() ? kNil : *it;
+    uint32_t s = candidate;
+    if (ahead == nullptr || !Holds<IndexOf::kOutside>(s, key)) {
+      auto it = ahead == nullptr ? by_outside_.find(key)
+                                 : by_outside_.find(Hashed<OutsideKey<Addr>>{key, ahead->key == key ? ahead->hash
+                                                                                     : TableHash()(key)});
+      s = it == by_outside_.end() ? kNil : *it;
+    }
     if (s == kNil) [[unlikely]] {
       return InboundNew(external_port, remote, remote_port, tcp_flags, bytes, now);
     }
@@ -991,6 +1000,20 @@ class MappingTable {
     }
     bool operator()(const Probe<Key>& p, uint32_t i) const { return (*this)(i, p); }
   };
+  // Whether session s (kNil: none) is live and holds key k of index kWhat.
+  template <IndexOf kWhat>
+  [[gnu::always_inline]] bool Holds(uint32_t s, const typename ByIndex<kWhat>::Key& k) const {
+    if (s == kNil) return false;
+    const Session& ss = sessions_[s];
+    // A free session keeps its remote end but names no mapping.
+    if (!(ss.remote == k.remote) || ss.remote_port != k.remote_port || ss.mapping == kNil) return false;
+    const Mapping& mp = mappings_[ss.mapping];
+    if constexpr (kWhat == IndexOf::kInside) {
+      return mp.inside == k.inside && mp.inside_port == k.inside_port;
+    } else {
+      return mp.external_port == k.external_port;
+    }
+  }
   template <IndexOf kWhat>
   using IndexSet = absl::flat_hash_set<uint32_t, ByIndex<kWhat>, ByIndex<kWhat>, TableAllocator<uint32_t>>;
   template <typename S>

@@ -24,14 +24,15 @@
 
 namespace natd {
 
-// Inlined: one caller (Shard::TranslateIn), on every inbound packet. `ahead`:
-// as for TranslateOutbound.
+// Inlined: one caller (Shard::TranslateIn), on every inbound packet. `ahead`,
+// `candidate`: as for TranslateOutbound.
 template <typename Addr>
 [[gnu::always_inline]] inline DropReason TranslateInbound(MappingTable<Addr>& table, uint8_t* d, const PacketView& v,
                                                           ChecksumMode mode, int64_t now,
-                                                          const Hashed<OutsideKey<Addr>>* ahead = nullptr) {
+                                                          const Hashed<OutsideKey<Addr>>* ahead = nullptr,
+                                                          uint32_t candidate = kNil) {
   const Addr remote = Addr::Load(d + v.src_addr_offset());
-  auto r = table.Inbound(v.dst_port, remote, v.remote_port_of(v.src_port), v.tcp_flags, v.len, now, ahead);
+  auto r = table.Inbound(v.dst_port, remote, v.remote_port_of(v.src_port), v.tcp_flags, v.len, now, ahead, candidate);
   if (r.drop != DropReason::kNone) return r.drop;
   const auto& m = table.mapping_of(r.session);
   m.inside.Store(d + v.dst_addr_offset());

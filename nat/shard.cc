@@ -205,7 +205,9 @@ DropReason Shard::TranslateIn(AddressTables<Addr>* tables, uint8_t* d, const Pac
     }
     return r;
   }
-  DropReason r = TranslateInbound(tables->For(v.kind), d, v, mode, now, ahead ? ahead->In<Addr>() : nullptr);
+  MappingTable<Addr>& table = tables->For(v.kind);
+  DropReason r = TranslateInbound(table, d, v, mode, now, ahead ? ahead->In<Addr>() : nullptr,
+                                  ahead ? ahead->CandidateIn(&table) : kNil);
   if (r == DropReason::kNone) counters_.packets_in.Add();
   return r;
 }
@@ -239,9 +241,11 @@ inline Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, Packet
   // An inside host's ICMP error is about the endpoint it quotes as the
   // destination: the sender itself.
   AddressTables<Addr>& mine = tables->ForInside(src);
+  MappingTable<Addr>& table = mine.For(v.kind);
   DropReason r = v.kind == L4Kind::kError ? TranslateOutboundError(mine.For(v.quote.kind), d, v, mode)
-                                           : TranslateOutbound(mine.For(v.kind), d, v, mode, now,
-                                                               ahead ? ahead->Out<Addr>() : nullptr);
+                                           : TranslateOutbound(table, d, v, mode, now,
+                                                               ahead ? ahead->Out<Addr>() : nullptr,
+                                                               ahead ? ahead->CandidateIn(&table) : kNil);
   if (r != DropReason::kNone) return verdict(r);
   counters_.packets_out.Add();
   if (Addr::kFamily == 4 && !(d[6] & 0x40)) RenumberIp4(d);

@@ -221,6 +221,8 @@ class Shard {
         return k.in6 = WithHash(key);
       }
     }
+    // The candidate, if the packet's lookup is in `t` (else kNil).
+    uint32_t CandidateIn(const void* t) const { return t == table ? candidate : kNil; }
     // The key of an outbound (inbound) packet of family Addr; else nullptr.
     template <typename Addr>
     const Hashed<InsideKey<Addr>>* Out() const {
