@@ -140,6 +140,9 @@ template <typename Addr>
 FamilyTables<Addr>::FamilyTables(const EngineConfig& c, const std::vector<Addr>& globals, uint32_t shard,
                                  const PortPlan* plan, Rng* rng, Counters* counters, EventSink* events)
     : pool(MakePool(c, globals, shard, plan, rng, counters, events)),
+      first(pool[0].get()),
+      first_global(first->global()),
+      pooled(pool.size() > 1),
       tcp(pool[0]->tcp),
       udp(pool[0]->udp),
       icmp(pool[0]->icmp) {}

@@ -102,15 +102,24 @@ template <typename Addr>
 struct FamilyTables {
   FamilyTables(const EngineConfig& c, const std::vector<Addr>& globals, uint32_t shard, const PortPlan* plan, Rng* rng,
                Counters* counters, EventSink* events);
-  AddressTables<Addr>& ForInside(const Addr& inside) { return *pool[PairedIndex(inside, pool.size())]; }
+  // Every packet asks these (ForGlobal twice: its source and destination),
+  // nearly always of a family with one global address: that case reads
+  // only the fields below `pool`, not the pool's array.
+  AddressTables<Addr>& ForInside(const Addr& inside) {
+    return pooled ? *pool[PairedIndex(inside, pool.size())] : *first;
+  }
   // The tables of a global address of the pool; nullptr for any other.
   AddressTables<Addr>* ForGlobal(const Addr& a) {
-    for (auto& t : pool) {
-      if (t->global() == a) return t.get();
+    if (a == first_global) return first;
+    for (size_t i = 1; pooled && i < pool.size(); ++i) {
+      if (pool[i]->global() == a) return pool[i].get();
     }
     return nullptr;
   }
   std::vector<std::unique_ptr<AddressTables<Addr>>> pool;
+  AddressTables<Addr>* const first;  // pool[0]
+  const Addr first_global;           // its global address
+  const bool pooled;                 // more than one
   // The first address's tables (all there are without a pool).
   MappingTable<Addr>& tcp;
   MappingTable<Addr>& udp;
