@@ -40,14 +40,14 @@ template <typename Addr>
                                                            ChecksumMode mode, int64_t now,
                                                            const Hashed<InsideKey<Addr>>* ahead = nullptr,
                                                            uint32_t candidate = kNil) {
-  uint8_t* src = d + v.src_addr_offset();
-  const Addr remote = Addr::Load(d + v.dst_addr_offset());
+  uint8_t* src = d + v.SrcAddrOffset(Addr::kFamily);
+  const Addr remote = Addr::Load(d + v.DstAddrOffset(Addr::kFamily));
   auto r = table.Outbound(Addr::Load(src), v.src_port, remote, v.remote_port_of(v.dst_port), v.tcp_flags, v.len, now,
                           ahead, candidate);
   if (r.drop != DropReason::kNone) return r.drop;
   const auto& m = table.mapping_of(r.session);
   table.global().Store(src);
-  if (v.family == 4) ApplyDeltaAt(d + 10, m.ip_delta);
+  if (Addr::kFamily == 4) ApplyDeltaAt(d + 10, m.ip_delta);
   uint8_t* l4 = d + v.l4;
   switch (v.kind) {
     case L4Kind::kTcp:
@@ -60,7 +60,7 @@ template <typename Addr>
       break;
     default:  // echo; ICMPv4 has no pseudo-header
       StoreBe16(l4 + kEchoIdOffset, m.external_port);
-      UpdateL4Checksum(l4 + kIcmpChecksumOffset, mode, false, m.l4_delta, v.family == 4 ? 0 : m.ip_delta);
+      UpdateL4Checksum(l4 + kIcmpChecksumOffset, mode, false, m.l4_delta, Addr::kFamily == 4 ? 0 : m.ip_delta);
       break;
   }
   return DropReason::kNone;

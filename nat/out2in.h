@@ -31,12 +31,12 @@ template <typename Addr>
                                                           ChecksumMode mode, int64_t now,
                                                           const Hashed<OutsideKey<Addr>>* ahead = nullptr,
                                                           uint32_t candidate = kNil) {
-  const Addr remote = Addr::Load(d + v.src_addr_offset());
+  const Addr remote = Addr::Load(d + v.SrcAddrOffset(Addr::kFamily));
   auto r = table.Inbound(v.dst_port, remote, v.remote_port_of(v.src_port), v.tcp_flags, v.len, now, ahead, candidate);
   if (r.drop != DropReason::kNone) return r.drop;
   const auto& m = table.mapping_of(r.session);
-  m.inside.Store(d + v.dst_addr_offset());
-  if (v.family == 4) ApplyDeltaAt(d + 10, NegateDelta(m.ip_delta));
+  m.inside.Store(d + v.DstAddrOffset(Addr::kFamily));
+  if (Addr::kFamily == 4) ApplyDeltaAt(d + 10, NegateDelta(m.ip_delta));
   uint8_t* l4 = d + v.l4;
   const uint16_t delta = NegateDelta(m.l4_delta);
   const uint16_t pseudo = NegateDelta(m.ip_delta);
@@ -51,7 +51,7 @@ template <typename Addr>
       break;
     default:  // echo; ICMPv4 has no pseudo-header
       StoreBe16(l4 + kEchoIdOffset, m.inside_port);
-      UpdateL4Checksum(l4 + kIcmpChecksumOffset, mode, false, delta, v.family == 4 ? 0 : pseudo);
+      UpdateL4Checksum(l4 + kIcmpChecksumOffset, mode, false, delta, Addr::kFamily == 4 ? 0 : pseudo);
       break;
   }
   return DropReason::kNone;

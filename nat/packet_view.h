@@ -72,6 +72,9 @@ struct PacketView {
 
   uint16_t src_addr_offset() const { return family == 4 ? 12 : 8; }
   uint16_t dst_addr_offset() const { return family == 4 ? 16 : 24; }
+  // The same, where the family is known when compiling (an Addr's kFamily).
+  static constexpr uint16_t SrcAddrOffset(int family) { return family == 4 ? 12 : 8; }
+  static constexpr uint16_t DstAddrOffset(int family) { return family == 4 ? 16 : 24; }
   // The "port" of the remote end as the tables key it: echo has none.
   uint16_t remote_port_of(uint16_t port) const { return kind == L4Kind::kEcho ? 0 : port; }
   friend bool operator==(const PacketView&, const PacketView&) = default;

@@ -224,9 +224,9 @@ inline Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, Packet
   if (tables == nullptr) return verdict(DropReason::kNoGlobalAddress);
   uint8_t* const d = p.data;
   const ChecksumMode mode = p.partial_checksum ? ChecksumMode::kPartial : ChecksumMode::kFull;
-  const Addr src = Addr::Load(d + v.src_addr_offset());
+  const Addr src = Addr::Load(d + v.SrcAddrOffset(Addr::kFamily));
   AddressTables<Addr>* const from_global = tables->ForGlobal(src);
-  AddressTables<Addr>* const to_global = tables->ForGlobal(Addr::Load(d + v.dst_addr_offset()));
+  AddressTables<Addr>* const to_global = tables->ForGlobal(Addr::Load(d + v.DstAddrOffset(Addr::kFamily)));
   if (p.handed_off) {
     // Only a first half made by a shard of this engine arrives here.
     if (!from_global || !to_global) return verdict(DropReason::kSourceIsGlobal);
