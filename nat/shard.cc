@@ -216,8 +216,7 @@ DropReason Shard::TranslateIn(AddressTables<Addr>* tables, uint8_t* d, const Pac
 }
 
 template <typename Addr>
-inline Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now,
-                                const Ahead* ahead) {
+Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now, const Ahead* ahead) {
   auto verdict = [](DropReason r) {
     return Verdict{r == DropReason::kNone ? Action::kForward : Action::kDrop, r, 0};
   };
@@ -260,12 +259,7 @@ inline Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, Packet
   if (owner == PortPlan::kNoShard) return verdict(DropReason::kNoMapping);
   p.handed_off = true;
   if (owner != index_) return Verdict{Action::kHandOff, DropReason::kNone, owner};
-  return TranslateHandedOff(tables, p, v, now);  // the second half, here
-}
-
-template <typename Addr>
-Verdict Shard::TranslateHandedOff(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now) {
-  return Translate(tables, p, v, now);
+  return Translate(tables, p, v, now);  // the second half, here
 }
 
 Verdict Shard::ProcessOne(PacketRef& p, int64_t now, const Ahead* ahead) {

@@ -253,16 +253,9 @@ class Shard {
   static_assert(sizeof(Ahead) == 64);
   // `ahead`: the packet's look-ahead in a batch, or nullptr.
   Verdict ProcessOne(PacketRef& packet, int64_t now_ms, const Ahead* ahead);
-  // Inlined into its callers (ProcessOne's call is every packet's); the
-  // hairpin's second half, translated by this shard right away, goes
-  // through TranslateHandedOff, out of line (a function cannot be inlined
-  // into itself).
   template <typename Addr>
-  [[gnu::always_inline]] Verdict Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now_ms,
-                                           const Ahead* ahead = nullptr);
-  template <typename Addr>
-  [[gnu::noinline]] Verdict TranslateHandedOff(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v,
-                                               int64_t now_ms);
+  Verdict Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now_ms,
+                    const Ahead* ahead = nullptr);
   // Process's look-ahead: prefetches the hash slots a packet will need (and
   // fills its Ahead), its session's entry, or its mapping's (inlined into
   // Process, see MappingTable::PrefetchOutbound); only with this many
