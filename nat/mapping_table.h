@@ -288,25 +288,25 @@ class MappingTable {
     // most one an external port of this shard's (each holds its port alone,
     // explicit ones too), so a table of more sessions than ports (a large
     // one, or many shards) needs no mapping slot for each session.
-    mapping_capacity_ = cfg_.behavior.sharing == PortSharing::kExclusive
-                            ? std::min<uint32_t>(cfg_.capacity, static_cast<uint32_t>(slice_->size()))
-                            : cfg_.capacity;
-    mappings_.resize(mapping_capacity_);
+    const uint32_t mapping_capacity = cfg_.behavior.sharing == PortSharing::kExclusive
+                                          ? std::min<uint32_t>(cfg_.capacity, static_cast<uint32_t>(slice_->size()))
+                                          : cfg_.capacity;
+    mappings_.resize(mapping_capacity);
     for (uint32_t i = 0; i < cfg_.capacity; ++i) sessions_[i].next = i + 1 < cfg_.capacity ? i + 1 : kNil;
-    for (uint32_t i = 0; i < mapping_capacity_; ++i) mappings_[i].sessions = i + 1 < mapping_capacity_ ? i + 1 : kNil;
+    for (uint32_t i = 0; i < mapping_capacity; ++i) mappings_[i].sessions = i + 1 < mapping_capacity ? i + 1 : kNil;
     for (uint32_t l = 0; l < kLists; ++l) sessions_[Sentinel(l)].prev = sessions_[Sentinel(l)].next = Sentinel(l);
     free_session_ = cfg_.capacity ? 0 : kNil;
-    free_mapping_ = mapping_capacity_ ? 0 : kNil;
+    free_mapping_ = mapping_capacity ? 0 : kNil;
     const bool pf = cfg_.prefault;
     BuildIndex(by_inside_, cfg_.capacity, pf);
     BuildIndex(by_outside_, cfg_.capacity, pf);
-    BuildIndex(by_key_, mapping_capacity_, pf);
+    BuildIndex(by_key_, mapping_capacity, pf);
     const Behavior& b = cfg_.behavior;
     track_addr_ = b.filtering == Dependence::kAddressDependent || b.sharing == PortSharing::kPerRemoteAddress;
     if (track_addr_) Build(by_addr_, cfg_.capacity, pf);
     if (b.sharing == PortSharing::kExclusive) port_owner_.assign(65536, kNil);
     track_endpoints_ = b.strategy == PortStrategy::kReuseLast || b.strategy == PortStrategy::kIncrement;
-    if (track_endpoints_) Build(endpoints_, mapping_capacity_, pf);  // one per endpoint with mappings
+    if (track_endpoints_) Build(endpoints_, mapping_capacity, pf);  // one per endpoint with mappings
     if (cfg_.host_quota) Build(hosts_, std::min<uint32_t>(cfg_.capacity, 1 << 16), pf);
     if (cfg_.explicit_capacity) {
       Build(explicit_, cfg_.explicit_capacity, pf);
@@ -321,29 +321,16 @@ class MappingTable {
 
   // An inside endpoint sends to a remote one: finds its session or makes one
   // (and a mapping, if the behaviour needs a new one). Only the packet of a
-  // session that exists (nearly every packet) is inlined here. `ahead`: the
-  // key Process's look-ahead hashed for this packet, if any; its hash is
-  // used when it is this key (compared here, so the look-ahead's own reading
-  // of the packet can never lead the lookup astray: a key compare costs less
-  // than hashing it again). `candidate` (with `ahead`): the look-ahead's candidate session
-  // in this table (see PrefetchOutboundSession), or kNil: when it is live
-  // and holds this key it is the session, found without a probe (every live
-  // session is in both index sets, under keys no other one has).
+  // session that exists (nearly every packet) is inlined here. `ahead`,
+  // `candidate`: what Process's look-ahead found for this packet, if any
+  // (see FindSession).
   [[gnu::always_inline]] Result Outbound(const Addr& inside, uint16_t inside_port, const Addr& remote,
                                          uint16_t remote_port, uint8_t tcp_flags, uint32_t bytes, int64_t now,
                                          const Hashed<InsideKey<Addr>>* ahead = nullptr, uint32_t candidate = kNil) {
-    const InsideKey<Addr> key{inside, remote, inside_port, remote_port};
-    uint32_t s = candidate;
-    if (ahead == nullptr || !Holds<IndexOf::kInside>(s, key)) {
-      // (Two finds, not one of a hash picked by a ternary: one by one, that
-      // cost 10 instructions a packet more, measured.)
-      auto it = ahead == nullptr ? by_inside_.find(key)
-                                 : by_inside_.find(Hashed<InsideKey<Addr>>{key, ahead->key == key ? ahead->hash
-                                                                                     : TableHash()(key)});
-      if (it == by_inside_.end()) [[unlikely]] {
-        return OutboundNew(inside, inside_port, remote, remote_port, tcp_flags, bytes, now);
-      }
-      s = *it;
+    const uint32_t s = FindSession<IndexOf::kInside>(by_inside_, InsideKey<Addr>{inside, remote, inside_port, remote_port},
+                                                     ahead, candidate);
+    if (s == kNil) [[unlikely]] {
+      return OutboundNew(inside, inside_port, remote, remote_port, tcp_flags, bytes, now);
     }
     Touch(s, Direction::kOut, tcp_flags, bytes, now);
     return {DropReason::kNone, s};
@@ -386,14 +373,8 @@ class MappingTable {
   [[gnu::always_inline]] Result Inbound(uint16_t external_port, const Addr& remote, uint16_t remote_port,
                                         uint8_t tcp_flags, uint32_t bytes, int64_t now,
                                         const Hashed<OutsideKey<Addr>>* ahead = nullptr, uint32_t candidate = kNil) {
-    const OutsideKey<Addr> key{remote, external_port, remote_port};
-    uint32_t s = candidate;
-    if (ahead == nullptr || !Holds<IndexOf::kOutside>(s, key)) {
-      auto it = ahead == nullptr ? by_outside_.find(key)
-                                 : by_outside_.find(Hashed<OutsideKey<Addr>>{key, ahead->key == key ? ahead->hash
-                                                                                     : TableHash()(key)});
-      s = it == by_outside_.end() ? kNil : *it;
-    }
+    const uint32_t s =
+        FindSession<IndexOf::kOutside>(by_outside_, OutsideKey<Addr>{remote, external_port, remote_port}, ahead, candidate);
     if (s == kNil) [[unlikely]] {
       return InboundNew(external_port, remote, remote_port, tcp_flags, bytes, now);
     }
@@ -767,9 +748,9 @@ class MappingTable {
       return absl::ResourceExhaustedError(
           absl::StrCat(sessions, " sessions, more than the table's capacity of ", cfg_.capacity));
     }
-    if (saved.size() > mapping_capacity_) {
+    if (saved.size() > mappings_.size()) {
       return absl::ResourceExhaustedError(
-          absl::StrCat(saved.size(), " mappings, more than the table's ", mapping_capacity_));
+          absl::StrCat(saved.size(), " mappings, more than the table's ", mappings_.size()));
     }
     absl::flat_hash_set<InsideKey<Addr>, TableHash> keys, inside_keys;
     absl::flat_hash_set<OutsideKey<Addr>, TableHash> outside_keys;
@@ -1003,16 +984,34 @@ class MappingTable {
   // Whether session s (kNil: none) is live and holds key k of index kWhat.
   template <IndexOf kWhat>
   [[gnu::always_inline]] bool Holds(uint32_t s, const typename ByIndex<kWhat>::Key& k) const {
-    if (s == kNil) return false;
-    const Session& ss = sessions_[s];
     // A free session keeps its remote end but names no mapping.
-    if (!(ss.remote == k.remote) || ss.remote_port != k.remote_port || ss.mapping == kNil) return false;
-    const Mapping& mp = mappings_[ss.mapping];
-    if constexpr (kWhat == IndexOf::kInside) {
-      return mp.inside == k.inside && mp.inside_port == k.inside_port;
-    } else {
-      return mp.external_port == k.external_port;
+    return s != kNil && sessions_[s].mapping != kNil &&
+           ByIndex<kWhat>{sessions_.data(), mappings_.data()}.Matches(s, k);
+  }
+  // The session under `key` in `set` (kWhat's index), or kNil. In a batch
+  // (`ahead`: the key Process's look-ahead hashed for the packet): the
+  // look-ahead's `candidate` in this table, when it is live and holds the
+  // key, is the session, found without a probe (every live session is in
+  // both index sets, under keys no other one has); else a find under the
+  // look-ahead's hash when it was computed for this key (compared here, so
+  // the look-ahead's own reading of the packet can never lead the lookup
+  // astray: a key compare costs less than hashing it again).
+  // (Not const: abseil's const find calls the other, a level of calls that
+  // kept it from being inlined here, 40 instructions a packet one by one.)
+  template <IndexOf kWhat, typename Set>
+  [[gnu::always_inline]] uint32_t FindSession(Set& set, const typename ByIndex<kWhat>::Key& key,
+                                              const Hashed<typename ByIndex<kWhat>::Key>* ahead,
+                                              uint32_t candidate) {
+    uint32_t s = candidate;
+    if (ahead == nullptr || !Holds<kWhat>(s, key)) {
+      // (Two finds, not one of a hash picked by a ternary: one by one, that
+      // cost 10 instructions a packet more, measured.)
+      auto it = ahead == nullptr ? set.find(key)
+                                 : set.find(Hashed<typename ByIndex<kWhat>::Key>{
+                                       key, ahead->key == key ? ahead->hash : TableHash()(key)});
+      s = it == set.end() ? kNil : *it;
     }
+    return s;
   }
   template <IndexOf kWhat>
   using IndexSet = absl::flat_hash_set<uint32_t, ByIndex<kWhat>, ByIndex<kWhat>, TableAllocator<uint32_t>>;
@@ -1430,7 +1429,6 @@ class MappingTable {
   std::vector<Mapping, TableAllocator<Mapping>> mappings_;
   uint32_t free_session_ = kNil;
   uint32_t free_mapping_ = kNil;
-  uint32_t mapping_capacity_ = 0;  // mappings_.size()
   uint64_t ladder_used_ = 0;  // bit j: ladder list j may hold sessions
   int64_t next_due_ = INT64_MAX;  // no list's first session is linked earlier
 
