@@ -105,10 +105,11 @@ e2e_lab_up() {
     ip netns exec "$ns" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0 \
       net.ipv4.icmp_msgs_per_sec=100000 net.ipv4.icmp_msgs_burst=100000 >/dev/null
   done
-  # Resolve the neighbours on every link first (none of this crosses natd): the
-  # very first IPv6 neighbour solicitation on a fresh veth is often lost, and
-  # its 1 s retransmission would make time-bound probes (traceroute -w)
-  # miss their answers.
+  # Check every link and resolve its neighbours first (none of this crosses
+  # natd). The very first IPv6 neighbour solicitation on a fresh veth used to
+  # be lost (the router dropped it until linkwatch told addrconf the link was
+  # up, 0.7-0.9 s after lab_up), and its 1 s retransmission made time-bound
+  # probes (traceroute -w) miss their answers; lab_up now waits for that.
   local pair
   for pair in "$LAN 198.18.0.1" "$LAN fd00:18::1" "$RTR 198.19.0.2" "$RTR 2001:db8:19::2" \
     "$WAN 198.19.0.1" "$WAN 2001:db8:19::1" "$WAN 198.51.100.2" "$WAN 2001:db8:51::2"; do

@@ -48,6 +48,19 @@ lab_up() {
   trap 'lab_down' EXIT
   for ns in "$LAN" "$RTR" "$WAN" "$FAR"; do ip netns add "$ns" || return 1; done
   for ns in "$LAN" "$RTR" "$WAN" "$FAR"; do ip -n "$ns" link set lo up; done
+  # No duplicate address detection in the lab, for the link-local addresses
+  # too (the others are added nodad): set before the links exist, since an
+  # interface takes the namespace's defaults when it is created. While a
+  # link-local address is tentative (1-2 s after its link comes up), the
+  # kernel sends no neighbour solicitation for a packet it forwards out of
+  # that link (ndisc_send_ns needs a link-local source when the packet's is
+  # not on the link, and silently returns): the packet waits in the
+  # incomplete neighbour entry for the 1 s retransmission, or the next. So
+  # the router's first answer to fd00:18::3 (not yet a neighbour) left
+  # rtr-lan 1-2 s after natd wrote it.
+  for ns in "$LAN" "$RTR" "$WAN" "$FAR"; do
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+  done
   ip link add lan0 netns "$LAN" type veth peer name rtr-lan netns "$RTR"
   ip link add rtr-wan netns "$RTR" type veth peer name wan0 netns "$WAN"
   ip link add wan-far netns "$WAN" type veth peer name far0 netns "$FAR"
@@ -104,6 +117,37 @@ lab_up() {
   ip -n "$FAR" link set far0 up
   ip -n "$FAR" route add default via 198.51.100.1
   ip -n "$FAR" -6 route add default via 2001:db8:51::1
+  lab_wait_ready
+}
+
+# Waits (LAB_READY_TIMEOUT seconds, default 5) until every lab link is up as
+# the kernel's IPv6 sees it, with its link-local address, and no IPv6 address
+# is tentative.
+# - A veth's carrier change reaches addrconf through linkwatch, which runs at
+#   most once a second for the whole machine: measured here, rtr-lan's
+#   operstate stayed "down" for 0.73-0.87 s after lab_up, and until then
+#   the router dropped lan's neighbour solicitations for fd00:18::1
+#   (Ip6InNoRoutes), so the first one went unanswered.
+# - No address should be tentative (DAD is off, see lab_up), but if a kernel
+#   still runs DAD, traffic must not start before it ends.
+lab_wait_ready() {
+  local i ns left links
+  for i in $(seq $((${LAB_READY_TIMEOUT:-5} * 20))); do
+    left=
+    for ns in "$LAN" "$RTR" "$WAN" "$FAR"; do
+      links=$(ip -n "$ns" -o link show type veth | wc -l)
+      # Each veth's operstate (set by linkwatch), and its link-local address
+      # (the source of the router's solicitations for the packets it
+      # forwards), which addrconf adds when it sees the link up.
+      [ "$(ip -n "$ns" -o link show type veth up | grep -c ' state UP ')" = "$links" ] || left="$left $ns:link-down"
+      [ "$(ip -n "$ns" -6 -o addr show scope link | grep -vc ': lo ')" -ge "$links" ] || left="$left $ns:no-link-local"
+      [ -z "$(ip -n "$ns" -6 addr show tentative)" ] || left="$left $ns:tentative"
+    done
+    [ -n "$left" ] || return 0
+    sleep 0.05
+  done
+  lab_log "lab not ready after ${LAB_READY_TIMEOUT:-5}s:$left"
+  return 1
 }
 
 # Starts natd in the router namespace with the lab's addresses (the global
