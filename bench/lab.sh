@@ -170,6 +170,11 @@ done
   echo "cpus: $(nproc)"
   grep -m1 "model name" /proc/cpuinfo
   free -h | sed -n 2p
+  # How an idle CPU waits: on a VM, waking one that halted (cpuidle without
+  # polling) costs tens of µs, which a ping through natd pays (README).
+  echo "cpuidle: $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)$(
+    [ -r /sys/module/haltpoll/parameters/guest_halt_poll_ns ] &&
+      echo ", guest_halt_poll_ns=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns)")"
   echo "natd: $NATD_BIN"
   echo "date: $(date -u +%FT%TZ)"
   echo "duration per test: ${DURATION}s, UDP senders: $UDP_SENDERS iperf3, and trafgen on one CPU"
