@@ -4,14 +4,6 @@
 // a lock-free free list, so nothing is allocated per packet. The pool is the
 // bound on everything in flight: queues can never hold more packets than the
 // pool has buffers.
-//
-// The storage (2048 buffers of 64 KiB by default: 128 MiB) is one mapping
-// offered to the kernel as transparent huge pages (MADV_HUGEPAGE; Linux's
-// default THP mode "madvise" honours it). With 4 KiB pages every buffer is
-// on pages of its own: a run of small packets touches a new page, and a TLB
-// miss, for each buffer it cycles through (the free list is FIFO), and the
-// kernel's copy of a 64 KiB super-packet into or out of a buffer walks 16
-// pages. 2 MiB pages hold 31 buffers each.
 #ifndef NATD_TUN_BUFFER_POOL_H_
 #define NATD_TUN_BUFFER_POOL_H_
 
@@ -44,21 +36,13 @@ class BufferPool {
   }
   uint32_t count() const { return count_; }
   uint32_t buffer_size() const { return buffer_size_; }
-  // Whether the kernel took the huge-page advice (its answer, not whether
-  // it has backed the pages with huge ones yet).
-  bool huge_pages_advised() const { return huge_pages_advised_; }
   // Exact once no thread is using the pool.
   size_t free_approx() const { return free_.size_approx(); }
 
  private:
   const uint32_t count_;
   const uint32_t buffer_size_;
-  bool huge_pages_advised_ = false;
-  struct Unmap {
-    size_t bytes;
-    void operator()(uint8_t* p) const;
-  };
-  std::unique_ptr<uint8_t[], Unmap> storage_;
+  std::unique_ptr<uint8_t[]> storage_;
   moodycamel::ConcurrentQueue<uint32_t> free_;
 };
 

@@ -1,11 +1,9 @@
-// BufferPool: every buffer distinct and whole, every one handed out once,
-// and the storage offered as huge pages where the kernel takes the advice.
+// BufferPool: every buffer distinct and whole, every one handed out once.
 #include "tun/buffer_pool.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <fstream>
 #include <set>
 #include <vector>
 
@@ -37,14 +35,6 @@ TEST(BufferPoolTest, HandsOutEveryBufferOnceAndTheyDoNotOverlap) {
   auto out = pool.MakeProducerToken();
   pool.Release(out, bufs.data(), kCount);
   EXPECT_EQ(pool.free_approx(), kCount);
-}
-
-// A kernel built with transparent huge pages (it has the sysfs file) takes
-// the advice, whatever its mode; one without refuses it.
-TEST(BufferPoolTest, StorageIsAdvisedAsHugePagesWhereTheKernelHasThem) {
-  const bool thp = std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled").good();
-  BufferPool pool(64, 65536);
-  EXPECT_EQ(pool.huge_pages_advised(), thp);
 }
 
 }  // namespace

@@ -441,7 +441,6 @@ std::string Pipeline::CountersText() const {
     absl::StrAppend(&out, "pipeline.drop.", PipelineDropName(static_cast<PipelineDrop>(i)), " ", t.drops[i], "\n");
   }
   absl::StrAppend(&out, "pipeline.pool_free ", pool_.free_approx(), " of ", pool_.count(), "\n");
-  absl::StrAppend(&out, "pipeline.pool_huge_pages ", pool_.huge_pages_advised() ? "advised" : "no", "\n");
   return out;
 }
 
