@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <deque>
 #include <map>
 #include <set>
 #include <memory>
@@ -523,6 +525,264 @@ TEST(EngineBatch, ProcessDecidesAsProcessOne) {
     now += 10;
   }
   EXPECT_GT(forwarded, 3000u);
+}
+
+// Every drop, with its packet's bytes, and every refusal: what the two
+// shards of a batch-vs-one-by-one test must both have told.
+class RecordingSink final : public EventSink {
+ public:
+  void MappingInserted(const MappingEvent&) override {}
+  void MappingRemoved(const MappingEvent&, RemoveReason) override {}
+  void MappingRefused(const MappingEvent&, DropReason why) override { refused.push_back(why); }
+  void PacketDropped(DropReason why, const uint8_t* data, size_t len) override {
+    dropped.emplace_back(why, Bytes(data, data + len));
+  }
+  std::vector<std::pair<DropReason, Bytes>> dropped;
+  std::vector<DropReason> refused;
+};
+
+// Process's look-ahead decides for the common packet what ProcessOne would,
+// and ProcessOne then takes its word (Shard::Ahead): batches mixing plain
+// packets with every kind the look-ahead must leave to ProcessOne (status
+// requests, link-local, multicast and unspecified addresses, malformed
+// headers, IP options, extension headers, fragments, ICMP, hairpins,
+// sources that are global addresses, handed-off packets) decide, rewrite,
+// answer and count as one by one does; with two global addresses per
+// family, offloaded checksums, fresh IPv4 Identifications and per-host
+// quotas whose refusals are answered in the packet's buffer.
+TEST(EngineBatch, LookAheadDecidesAsProcessOne) {
+  EngineConfig cfg = BaseConfig();
+  cfg.max_sessions = 20000;
+  cfg.more_global4 = {V4("198.51.100.2")};
+  cfg.more_global6 = {V6("2001:db8:ffff::2")};
+  cfg.udp = *PresetByName("full-cone");  // a UDP hairpin's second half gets in
+  cfg.max_sessions_per_host = 70;         // a host's 66 or 67 UDP sessions, and a few more
+  RecordingSink sink_a, sink_b;
+  auto a = Engine::Create(cfg, &sink_a), b = Engine::Create(cfg, &sink_b);
+  ASSERT_TRUE(a.ok() && b.ok());
+  Shard& batched = (*a)->shard(0);
+  Shard& single = (*b)->shard(0);
+  Rng rng(4242);
+  // 24 inside hosts per family, 100 endpoints each (TCP or UDP), 4 servers.
+  constexpr uint32_t kEndpoints = 2400;
+  std::vector<uint16_t> ext4(kEndpoints, 0), ext6(kEndpoints, 0);
+  std::vector<std::string> global4(kEndpoints), global6(kEndpoints);
+  auto inside_of = [](bool v6, uint32_t ep) {
+    return v6 ? "fd00:18::" + std::to_string(1 + ep / 100) : "10.1.0." + std::to_string(1 + ep / 100);
+  };
+  auto server_of = [](bool v6, uint32_t ep) {
+    return v6 ? "2001:db8:7::" + std::to_string(1 + ep % 4) : "203.0.113." + std::to_string(1 + ep % 4);
+  };
+  auto plain = [&](bool v6, uint32_t ep) {
+    PacketSpec sp;
+    sp.family = v6 ? 6 : 4;
+    sp.proto = ep % 3 == 0 ? kProtoTcp : kProtoUdp;
+    sp.tcp_flags = kTcpAck;
+    sp.src = inside_of(v6, ep);
+    sp.dst = server_of(v6, ep);
+    sp.sport = uint16_t(10000 + ep % 100);
+    sp.dport = 53;
+    sp.payload.assign(rng.Below(3) * 7, 0x5a);
+    return sp;
+  };
+  // What the look-ahead must get right or leave alone; `handed_off`,
+  // `partial`: the PacketRef's flags.
+  struct Made {
+    Bytes p;
+    bool handed_off = false;
+    bool partial = false;
+  };
+  auto make = [&]() {
+    Made m;
+    const bool v6 = rng.Below(3) == 0;
+    const uint32_t ep = rng.Below(kEndpoints);
+    const uint16_t ext = (v6 ? ext6 : ext4)[ep];
+    PacketSpec sp = plain(v6, ep);
+    const int kind = int(rng.Below(24));
+    switch (kind) {
+      case 0:  // an answer from the server to the external endpoint
+        if (ext == 0) break;
+        std::swap(sp.src, sp.dst);
+        sp.dst = (v6 ? global6 : global4)[ep];
+        sp.sport = 53, sp.dport = ext;
+        break;
+      case 1:  // to an external port nobody has
+        sp.src = sp.dst, sp.dst = v6 ? "2001:db8:ffff::2" : "198.51.100.2", sp.sport = 53, sp.dport = 7;
+        break;
+      case 2:  // status request (IPv4 only; IPv6 to the same bytes is not one)
+        sp.dst = v6 ? "::ffff:192.0.2.2" : "192.0.2.2";
+        if (rng.Below(2)) sp.proto = kProtoTcp;
+        break;
+      case 3:  // link-local source
+        sp.src = v6 ? "fe80::1" : "169.254.0.7";
+        break;
+      case 4:  // multicast or broadcast destination
+        sp.dst = v6 ? "ff02::fb" : rng.Below(2) ? "224.0.0.251" : "255.255.255.255";
+        break;
+      case 5:  // unspecified source
+        sp.src = v6 ? "::" : "0.0.0.0";
+        break;
+      case 6:  // the source is a global address
+        sp.src = v6 ? kGlobal6 : "198.51.100.2";
+        break;
+      case 7:  // a hairpin, to the external port of another inside endpoint
+        if (ext == 0) break;
+        sp.dst = (v6 ? global6 : global4)[ep];
+        sp.dport = ext;
+        sp.src = inside_of(v6, (ep + 150) % kEndpoints);
+        break;
+      case 8:  // IPv4 options, IPv6 extension headers: the general parse
+        if (v6) {
+          sp.ext_headers = {0, 60};
+        } else {
+          sp.ip_options = {1, 1, 1, 0};
+        }
+        break;
+      case 9:  // ICMP echo
+        sp.proto = v6 ? kProtoIcmp6 : kProtoIcmp, sp.sport = uint16_t(ep);
+        if (v6) sp.icmp_type = 128;
+        break;
+      case 10: {  // an ICMP error about a packet the endpoint sent out
+        if (ext == 0) break;
+        PacketSpec q = plain(v6, ep);
+        q.src = (v6 ? global6 : global4)[ep];
+        q.sport = ext;
+        m.p = BuildIcmpError(sp.family, q.dst, v6 ? "2001:db8:ffff::1" : kGlobal4, v6 ? 1 : 3, v6 ? 4 : 3,
+                             Build(q));
+        // (The error goes to the endpoint's own global address.)
+        const Ip4 g4 = V4(global4[ep].empty() ? kGlobal4 : global4[ep]);
+        if (!v6) std::memcpy(m.p.data() + 16, &g4.raw, 4);
+        return m;
+      }
+      case 11:  // a new flow (a session, or a refusal past the host's quota)
+        sp.dport = uint16_t(1000 + rng.Below(60000));
+        if (sp.proto == kProtoTcp) sp.tcp_flags = rng.Below(4) == 0 ? kTcpRst : kTcpSyn;
+        break;
+      case 12:  // handed off (by a shard that is not there)
+        m.handed_off = true;
+        break;
+      case 13:  // offloaded checksum
+        m.partial = true;
+        break;
+      case 14:  // IPv4 without DF: a fresh Identification
+        sp.df = false;
+        break;
+      default:
+        break;
+    }
+    m.p = Build(sp);
+    Bytes& p = m.p;
+    const size_t l3 = v6 ? 40 : 20;
+    const size_t l4 = l3 + (v6 ? 8 * sp.ext_headers.size() : sp.ip_options.size());
+    const bool tcp = sp.proto == kProtoTcp, udp = sp.proto == kProtoUdp;
+    switch (kind) {
+      case 15:  // the UDP length past the packet, or below its header
+        if (udp) p[l4 + 4] = rng.Below(2) ? 0xff : 0, p[l4 + 5] = uint8_t(rng.Below(8));
+        break;
+      case 16:  // a TCP data offset below 5 words, or past the packet
+        if (tcp) p[l4 + 12] = uint8_t(rng.Below(2) ? 0x40 : 0xf0);
+        break;
+      case 17:  // the IP length past the buffer, or below the header
+        if (v6) {
+          p[4] = 0xff;
+        } else {
+          p[2] = 0, p[3] = uint8_t(rng.Below(2) ? 19 : 0xff);
+        }
+        break;
+      case 18:  // IPv4 fragments: a first one, a later one
+        if (!v6) p[6] = uint8_t((p[6] & 0x40) | (rng.Below(2) ? 0x20 : 0x00)), p[7] = uint8_t(rng.Below(2) * 3);
+        break;
+      case 19:  // cut short (even below 20 bytes)
+        p.resize(rng.Below(uint32_t(p.size())));
+        break;
+      case 20:  // bytes past the IP packet in the buffer
+        p.resize(p.size() + 1 + rng.Below(16), 0xee);
+        break;
+      case 21:  // another version in the first nibble, or another IPv4 header length
+        p[0] = rng.Below(2) ? uint8_t(v6 ? 0x45 : 0x65) : uint8_t(v6 ? 0x60 : 0x46);
+        break;
+      default:
+        break;
+    }
+    return m;
+  };
+  // Sessions first, one by one in both (the look-ahead starts at 4096).
+  int64_t now = 0;
+  for (uint32_t i = 0; i < 2 * kEndpoints; ++i) {
+    const bool v6 = i >= kEndpoints;
+    const uint32_t ep = i % kEndpoints;
+    Bytes p = Build(plain(v6, ep));
+    Bytes q = p;
+    const Verdict va = batched.ProcessOne(p.data(), uint32_t(p.size()), now);
+    ASSERT_EQ(va, single.ProcessOne(q.data(), uint32_t(q.size()), now));
+    ASSERT_EQ(p, q);
+    ASSERT_EQ(va.action, Action::kForward);
+    if (v6) {
+      ext6[ep] = uint16_t(p[40] << 8 | p[41]);
+      char text[INET6_ADDRSTRLEN];
+      global6[ep] = inet_ntop(AF_INET6, p.data() + 8, text, sizeof text);
+    } else {
+      ext4[ep] = uint16_t(p[20] << 8 | p[21]);
+      char text[INET_ADDRSTRLEN];
+      global4[ep] = inet_ntop(AF_INET, p.data() + 12, text, sizeof text);
+    }
+  }
+  ASSERT_GE(batched.counters().sessions_inserted.value() - batched.counters().sessions_removed.value(), 4096u);
+  // Both global addresses of each family serve some of them.
+  EXPECT_NE(std::count(global4.begin(), global4.end(), kGlobal4), 0);
+  EXPECT_NE(std::count(global4.begin(), global4.end(), "198.51.100.2"), 0);
+  // Then batches: the buffers live to the end (a fragment may be held).
+  std::deque<Bytes> bufs_a, bufs_b;
+  std::map<Action, int> actions;
+  for (int round = 0; round < 300; ++round) {
+    const uint32_t n = 1 + rng.Below(64);
+    std::vector<PacketRef> refs(n), ones(n);
+    std::vector<Verdict> verdicts(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      Made m = make();
+      const uint32_t len = uint32_t(m.p.size());
+      m.p.resize(len + 64);  // room for a reply
+      bufs_a.push_back(m.p);
+      bufs_b.push_back(m.p);
+      refs[i] = PacketRef{bufs_a.back().data(), len, len + 64, m.partial, m.handed_off, i};
+      ones[i] = PacketRef{bufs_b.back().data(), len, len + 64, m.partial, m.handed_off, i};
+    }
+    batched.Process(std::span(refs), std::span(verdicts), now);
+    for (uint32_t i = 0; i < n; ++i) {
+      const Bytes& pa = bufs_a[bufs_a.size() - n + i];
+      const Bytes& pb = bufs_b[bufs_b.size() - n + i];
+      ASSERT_EQ(verdicts[i], single.ProcessOne(ones[i], now)) << "round " << round << ", packet " << i << ": "
+                                                              << Hex(pa);
+      ASSERT_EQ(refs[i].len, ones[i].len);
+      ASSERT_EQ(refs[i].handed_off, ones[i].handed_off);
+      ASSERT_EQ(pa, pb) << "round " << round << ", packet " << i;
+      ++actions[verdicts[i].action];
+    }
+    Shard::Released ra[64], rb[64];
+    size_t na, nb;
+    do {
+      na = batched.TakeReleased(std::span(ra));
+      nb = single.TakeReleased(std::span(rb));
+      ASSERT_EQ(na, nb);
+      for (size_t i = 0; i < na; ++i) {
+        ASSERT_EQ(ra[i].verdict, rb[i].verdict);
+        ASSERT_EQ(ra[i].packet.len, rb[i].packet.len);
+        ASSERT_EQ(Bytes(ra[i].packet.data, ra[i].packet.data + ra[i].packet.len),
+                  Bytes(rb[i].packet.data, rb[i].packet.data + rb[i].packet.len));
+      }
+    } while (na > 0);
+    now += 10;
+  }
+  EXPECT_EQ((*a)->CountersText(), (*b)->CountersText());
+  EXPECT_EQ(sink_a.dropped, sink_b.dropped);
+  EXPECT_EQ(sink_a.refused, sink_b.refused);
+  // Each kind of verdict came up.
+  for (Action act : {Action::kForward, Action::kDrop, Action::kStatus, Action::kReply, Action::kHold}) {
+    EXPECT_GT(actions[act], 0) << int(act);
+  }
+  EXPECT_GT(batched.counters().hairpinned.value(), 0u);
+  EXPECT_GT(batched.counters().icmp_errors_in.value(), 0u);
+  EXPECT_GT(batched.counters().packets_in.value(), 0u);
 }
 
 TEST(EngineStatus, StatusAddressGetsStatusAction) {

@@ -180,13 +180,15 @@ inline uint64_t Word(const Ip4& a) { return a.raw; }
 inline uint64_t Word(const Ip6& a) { return MixWords(a.hi, MixWords(a.lo, 0)); }
 
 struct TableHash {
+  // (Always inlined: Shard::Process's look-ahead hashes every packet's
+  // key, and GCC's budget for that function runs out before it.)
   template <typename Addr>
-  size_t operator()(const InsideKey<Addr>& k) const {
+  [[gnu::always_inline]] size_t operator()(const InsideKey<Addr>& k) const {
     return MixWords(Word(k.inside) ^ (Word(k.remote) << 32 | Word(k.remote) >> 32),
                     uint64_t(k.inside_port) << 16 | k.remote_port);
   }
   template <typename Addr>
-  size_t operator()(const OutsideKey<Addr>& k) const {
+  [[gnu::always_inline]] size_t operator()(const OutsideKey<Addr>& k) const {
     return MixWords(Word(k.remote), uint64_t(k.external_port) << 16 | k.remote_port);
   }
   template <typename Addr>
@@ -434,20 +436,22 @@ class MappingTable {
   // GCC deems a function whose only effect is a prefetch pure and drops
   // calls to it (absl's prefetch() included, unless inlined): hence flatten
   // and the empty asm volatile statements.
-  [[gnu::flatten]] void PrefetchOutbound(const Hashed<InsideKey<Addr>>& k) const {
+  // (One name per step, the key's type telling the index: outbound packets
+  // look up by InsideKey, inbound ones by OutsideKey.)
+  [[gnu::flatten, gnu::always_inline]] void PrefetchSlots(const Hashed<InsideKey<Addr>>& k) const {
     by_inside_.prefetch(k);
     asm volatile("");
   }
-  [[gnu::flatten]] void PrefetchInbound(const Hashed<OutsideKey<Addr>>& k) const {
+  [[gnu::flatten, gnu::always_inline]] void PrefetchSlots(const Hashed<OutsideKey<Addr>>& k) const {
     by_outside_.prefetch(k);
     asm volatile("");
   }
   // *candidate: kNil, or a session index whose slot's control byte matched.
-  [[gnu::flatten]] void PrefetchOutboundSession(const Hashed<InsideKey<Addr>>& k, uint32_t* candidate) const {
+  [[gnu::flatten]] void PrefetchSession(const Hashed<InsideKey<Addr>>& k, uint32_t* candidate) const {
     (void)by_inside_.find(Probe<InsideKey<Addr>>{k, candidate});
     asm volatile("");
   }
-  [[gnu::flatten]] void PrefetchInboundSession(const Hashed<OutsideKey<Addr>>& k, uint32_t* candidate) const {
+  [[gnu::flatten]] void PrefetchSession(const Hashed<OutsideKey<Addr>>& k, uint32_t* candidate) const {
     (void)by_outside_.find(Probe<OutsideKey<Addr>>{k, candidate});
     asm volatile("");
   }
@@ -975,7 +979,7 @@ class MappingTable {
         if constexpr (64 % sizeof(Session) != 0) __builtin_prefetch(entry + sizeof(Session) - 1);
       }
       __builtin_prefetch(entry);
-      // Not pure (see PrefetchOutbound): the lookup must not be dropped.
+      // Not pure (see PrefetchSlots): the lookup must not be dropped.
       asm volatile("" : : "r"(entry));
       return false;
     }

@@ -84,22 +84,31 @@ struct PacketView {
 // DropReason::kNone and fills *view.
 DropReason ParsePacketAny(const uint8_t* data, size_t len, PacketView* view);
 
-// ParseCommonPacket's TCP / UDP header after an IP header of kHdr bytes.
+// ParseCommonPacket's TCP / UDP header after an IP header of kHdr bytes:
+// whether it is all there (and consistent).
 template <uint32_t kHdr>
-[[gnu::always_inline]] inline bool ParseCommonL4(const uint8_t* d, uint32_t total, uint8_t proto, PacketView* v) {
+[[gnu::always_inline]] inline bool CommonL4Valid(const uint8_t* d, uint32_t total, uint8_t proto) {
   const uint8_t* l4 = d + kHdr;
   const uint32_t avail = total - kHdr;  // total >= kHdr
   if (proto == kProtoTcp) {
     if (avail < 20) return false;
     const uint32_t doff = (l4[12] >> 4) * 4u;
-    if (doff < 20 || doff > avail) return false;
-  } else if (proto == kProtoUdp) {
+    return doff >= 20 && doff <= avail;
+  }
+  if (proto == kProtoUdp) {
     if (avail < 8) return false;
     const uint32_t ulen = LoadBe16(l4 + 4);
-    if (ulen < 8 || ulen > avail) return false;
-  } else {
-    return false;
+    return ulen >= 8 && ulen <= avail;
   }
+  return false;
+}
+
+// The view of a packet CommonL4Valid accepted (IPv4 without options and not
+// a fragment, or IPv6 without extension headers), `total` bytes long. Also
+// for Shard::Process, whose look-ahead checked the packet.
+template <uint32_t kHdr>
+[[gnu::always_inline]] inline void FillCommonView(const uint8_t* d, uint32_t total, uint8_t proto, PacketView* v) {
+  const uint8_t* l4 = d + kHdr;
   *v = PacketView{};
   v->len = total;
   v->family = kHdr == 20 ? 4 : 6;
@@ -110,7 +119,27 @@ template <uint32_t kHdr>
   v->src_port = LoadBe16(l4);
   v->dst_port = LoadBe16(l4 + 2);
   if (proto == kProtoTcp) v->tcp_flags = l4[13];
+}
+
+template <uint32_t kHdr>
+[[gnu::always_inline]] inline bool ParseCommonL4(const uint8_t* d, uint32_t total, uint8_t proto, PacketView* v) {
+  if (!CommonL4Valid<kHdr>(d, total, proto)) return false;
+  FillCommonView<kHdr>(d, total, proto, v);
   return true;
+}
+
+// ParseCommonPacket's IP header test, the family known (kHdr 20: IPv4,
+// whose first byte the caller found 0x45; 40: IPv6, its version checked and
+// len >= 40): the packet's own length, or 0 when it is not the common one.
+template <uint32_t kHdr>
+[[gnu::always_inline]] inline uint32_t CommonIpTotal(const uint8_t* d, size_t len) {
+  if constexpr (kHdr == 20) {
+    const uint32_t total = LoadBe16(d + 2);  // <= 0xffff: ParsePacketAny's length cap never applies
+    return total > len || total < 20 || (LoadBe16(d + 6) & 0x3fff) != 0 ? 0 : total;
+  } else {
+    const uint32_t total = 40 + LoadBe16(d + 4);  // <= 0xffff + 40: nor here
+    return total > len ? 0 : total;  // TCP or UDP next (CommonL4Valid): no extension header
+  }
 }
 
 // The common packet without the general walk: IPv4 without options and not
@@ -121,14 +150,12 @@ template <uint32_t kHdr>
 [[gnu::always_inline]] inline bool ParseCommonPacket(const uint8_t* d, size_t len, PacketView* v) {
   if (len < 20) return false;
   if (d[0] == 0x45) {
-    const uint32_t total = LoadBe16(d + 2);  // <= 0xffff: ParsePacketAny's length cap never applies
-    if (total > len || total < 20 || (LoadBe16(d + 6) & 0x3fff) != 0) return false;
-    return ParseCommonL4<20>(d, total, d[9], v);
+    const uint32_t total = CommonIpTotal<20>(d, len);
+    return total != 0 && ParseCommonL4<20>(d, total, d[9], v);
   }
   if ((d[0] >> 4) == 6 && len >= 40) {
-    const uint32_t total = 40 + LoadBe16(d + 4);  // <= 0xffff + 40: nor here
-    if (total > len) return false;
-    return ParseCommonL4<40>(d, total, d[6], v);  // TCP or UDP: no extension header
+    const uint32_t total = CommonIpTotal<40>(d, len);
+    return total != 0 && ParseCommonL4<40>(d, total, d[6], v);
   }
   return false;
 }

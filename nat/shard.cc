@@ -16,19 +16,26 @@ namespace {
 // Unspecified or link-local sources and multicast/broadcast destinations
 // never cross a NAT: the kernel's own MLD reports and router solicitations on
 // the TUN, for instance. Looks at the IP header only, before parsing.
-bool LinkLocalOrMulticast(const uint8_t* d, uint32_t len) {
-  if (len >= 20 && (d[0] >> 4) == 4) {
-    const uint8_t* src = d + 12;
-    const uint8_t* dst = d + 16;
-    return (dst[0] & 0xf0) == 0xe0 || (dst[0] == 255 && dst[1] == 255 && dst[2] == 255 && dst[3] == 255) ||
-           (src[0] == 169 && src[1] == 254) || (src[0] | src[1] | src[2] | src[3]) == 0;
-  }
-  if (len >= 40 && (d[0] >> 4) == 6) {
-    const uint8_t* src = d + 8;
-    static constexpr uint8_t kUnspecified[16] = {};
-    return d[24] == 0xff || (src[0] == 0xfe && (src[1] & 0xc0) == 0x80) || std::memcmp(src, kUnspecified, 16) == 0;
-  }
+[[gnu::always_inline]] inline bool LinkLocalOrMulticast4(const uint8_t* d) {
+  const uint8_t* src = d + 12;
+  const uint8_t* dst = d + 16;
+  return (dst[0] & 0xf0) == 0xe0 || (dst[0] == 255 && dst[1] == 255 && dst[2] == 255 && dst[3] == 255) ||
+         (src[0] == 169 && src[1] == 254) || (src[0] | src[1] | src[2] | src[3]) == 0;
+}
+[[gnu::always_inline]] inline bool LinkLocalOrMulticast6(const uint8_t* d) {
+  const uint8_t* src = d + 8;
+  static constexpr uint8_t kUnspecified[16] = {};
+  return d[24] == 0xff || (src[0] == 0xfe && (src[1] & 0xc0) == 0x80) || std::memcmp(src, kUnspecified, 16) == 0;
+}
+[[gnu::always_inline]] inline bool LinkLocalOrMulticast(const uint8_t* d, uint32_t len) {
+  if (len >= 20 && (d[0] >> 4) == 4) return LinkLocalOrMulticast4(d);
+  if (len >= 40 && (d[0] >> 4) == 6) return LinkLocalOrMulticast6(d);
   return false;
+}
+
+// An IPv4 packet to the status address (any protocol).
+[[gnu::always_inline]] inline bool StatusRequest(const uint8_t* d, uint32_t len) {
+  return len >= 20 && (d[0] >> 4) == 4 && std::memcmp(d + 16, kStatusAddress, 4) == 0;
 }
 
 // `pool_size`: the family's global addresses, which share the capacity.
@@ -198,8 +205,26 @@ Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, E
 }
 
 template <typename Addr>
+inline DropReason Shard::TranslatePlain(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode,
+                                 int64_t now, const Hashed<InsideKey<Addr>>* ahead, uint32_t candidate) {
+  const DropReason r = TranslateOutbound(table, d, v, mode, now, ahead, candidate);
+  if (r != DropReason::kNone) return r;
+  counters_.packets_out.Add();
+  if (Addr::kFamily == 4 && !(d[6] & 0x40)) RenumberIp4(d);
+  return r;
+}
+
+template <typename Addr>
+inline DropReason Shard::TranslatePlain(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode,
+                                 int64_t now, const Hashed<OutsideKey<Addr>>* ahead, uint32_t candidate) {
+  const DropReason r = TranslateInbound(table, d, v, mode, now, ahead, candidate);
+  if (r == DropReason::kNone) counters_.packets_in.Add();
+  return r;
+}
+
+template <typename Addr>
 DropReason Shard::TranslateIn(AddressTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode,
-                              int64_t now, const Ahead* ahead) {
+                              int64_t now) {
   if (v.kind == L4Kind::kError) {
     DropReason r = TranslateInboundError(tables->For(v.quote.kind), d, v, mode);
     if (r == DropReason::kNone) {
@@ -208,15 +233,12 @@ DropReason Shard::TranslateIn(AddressTables<Addr>* tables, uint8_t* d, const Pac
     }
     return r;
   }
-  MappingTable<Addr>& table = tables->For(v.kind);
-  DropReason r = TranslateInbound(table, d, v, mode, now, ahead ? ahead->In<Addr>() : nullptr,
-                                  ahead ? ahead->CandidateIn(&table) : kNil);
-  if (r == DropReason::kNone) counters_.packets_in.Add();
-  return r;
+  return TranslatePlain(tables->For(v.kind), d, v, mode, now, static_cast<const Hashed<OutsideKey<Addr>>*>(nullptr),
+                        kNil);
 }
 
 template <typename Addr>
-Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now, const Ahead* ahead) {
+Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now) {
   auto verdict = [](DropReason r) {
     return Verdict{r == DropReason::kNone ? Action::kForward : Action::kDrop, r, 0};
   };
@@ -234,24 +256,24 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
     return verdict(r);
   }
   if (from_global) return verdict(DropReason::kSourceIsGlobal);
-  if (to_global && !steering_.IsHairpin(d, v)) {
-    return verdict(TranslateIn(to_global, d, v, mode, now, ahead));
-  }
+  if (to_global && !steering_.IsHairpin(d, v)) return verdict(TranslateIn(to_global, d, v, mode, now));
   // Outbound, by the inside host's (paired) global address; when addressed
   // to a global address, the first half of a hairpin.
   if (to_global && v.kind == L4Kind::kEcho) return verdict(DropReason::kHairpinEcho);
   // An inside host's ICMP error is about the endpoint it quotes as the
   // destination: the sender itself.
   AddressTables<Addr>& mine = tables->ForInside(src);
-  MappingTable<Addr>& table = mine.For(v.kind);
-  DropReason r = v.kind == L4Kind::kError ? TranslateOutboundError(mine.For(v.quote.kind), d, v, mode)
-                                           : TranslateOutbound(table, d, v, mode, now,
-                                                               ahead ? ahead->Out<Addr>() : nullptr,
-                                                               ahead ? ahead->CandidateIn(&table) : kNil);
-  if (r != DropReason::kNone) return verdict(r);
-  counters_.packets_out.Add();
-  if (Addr::kFamily == 4 && !(d[6] & 0x40)) RenumberIp4(d);
-  if (!to_global) return verdict(r);
+  if (v.kind == L4Kind::kError) {
+    const DropReason r = TranslateOutboundError(mine.For(v.quote.kind), d, v, mode);
+    if (r != DropReason::kNone) return verdict(r);
+    counters_.packets_out.Add();
+    if (Addr::kFamily == 4 && !(d[6] & 0x40)) RenumberIp4(d);
+  } else {
+    const DropReason r =
+        TranslatePlain(mine.For(v.kind), d, v, mode, now, static_cast<const Hashed<InsideKey<Addr>>*>(nullptr), kNil);
+    if (r != DropReason::kNone) return verdict(r);
+  }
+  if (!to_global) return verdict(DropReason::kNone);
   // Now G:x' -> G:y'. The view's ports changed with the rewrite: parse again.
   if (ParsePacket(d, v.len, &v) != DropReason::kNone) return verdict(DropReason::kBadQuote);
   const uint16_t port = v.kind == L4Kind::kError ? v.quote.src_port : v.dst_port;
@@ -265,27 +287,32 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
 Verdict Shard::ProcessOne(PacketRef& p, int64_t now, const Ahead* ahead) {
   uint8_t* const d = p.data;
   const uint32_t len = p.len;
-  if (len >= 20 && (d[0] >> 4) == 4 && std::memcmp(d + 16, kStatusAddress, 4) == 0) {
-    counters_.status_requests.Add();
-    return {Action::kStatus, DropReason::kNone};
-  }
   PacketView v;
-  DropReason r = LinkLocalOrMulticast(d, len) ? DropReason::kLinkLocalOrMulticast : ParsePacket(d, len, &v);
-  if (r == DropReason::kNone) {
-#ifdef NATD_VERIFY_CHECKSUMS
-    const bool valid_before = !v.fragment && !p.partial_checksum && ChecksumsValid(d, v);
-#endif
-    Verdict t = v.fragment          ? ProcessFragment(p, v, now)
-                : v.family == 4 ? Translate(v4_.get(), p, v, now, ahead)
-                                : Translate(v6_.get(), p, v, now, ahead);
-    r = t.reason;
-#ifdef NATD_VERIFY_CHECKSUMS
-    if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
-      std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
-      std::abort();
+  DropReason r;
+  if (ahead != nullptr && ahead->kind != Ahead::Kind::kNone) {
+    r = TranslateAhead(p, &v, now, *ahead);
+  } else {
+    if (StatusRequest(d, len)) {
+      counters_.status_requests.Add();
+      return {Action::kStatus, DropReason::kNone};
     }
+    r = LinkLocalOrMulticast(d, len) ? DropReason::kLinkLocalOrMulticast : ParsePacket(d, len, &v);
+    if (r == DropReason::kNone) {
+#ifdef NATD_VERIFY_CHECKSUMS
+      const bool valid_before = !v.fragment && !p.partial_checksum && ChecksumsValid(d, v);
 #endif
-    if (t.action == Action::kHandOff || t.action == Action::kHold) return t;
+      Verdict t = v.fragment        ? ProcessFragment(p, v, now)
+                  : v.family == 4 ? Translate(v4_.get(), p, v, now)
+                                  : Translate(v6_.get(), p, v, now);
+      r = t.reason;
+#ifdef NATD_VERIFY_CHECKSUMS
+      if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
+        std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
+        std::abort();
+      }
+#endif
+      if (t.action == Action::kHandOff || t.action == Action::kHold) return t;
+    }
   }
   if (r != DropReason::kNone) {
     counters_.drop(r).Add();
@@ -295,6 +322,45 @@ Verdict Shard::ProcessOne(PacketRef& p, int64_t now, const Ahead* ahead) {
     return {Action::kDrop, r};
   }
   return {Action::kForward, DropReason::kNone};
+}
+
+DropReason Shard::TranslateAhead(PacketRef& p, PacketView* v, int64_t now, const Ahead& a) {
+  uint8_t* const d = p.data;
+  const ChecksumMode mode = p.partial_checksum ? ChecksumMode::kPartial : ChecksumMode::kFull;
+  DropReason r = DropReason::kNone;
+  a.Visit([&](auto& table, const auto& key) {
+    using Addr = std::remove_cvref_t<decltype(table.global())>;
+    // Checked by the look-ahead (PrefetchSlotsIn): what ParsePacket would
+    // find, without its tests.
+    if constexpr (Addr::kFamily == 4) {
+      FillCommonView<20>(d, LoadBe16(d + 2), d[9], v);
+    } else {
+      FillCommonView<40>(d, 40 + LoadBe16(d + 4), d[6], v);
+    }
+#if defined(NATD_VERIFY_CHECKSUMS) || !defined(NDEBUG)
+    // The packet is still what the look-ahead decided about, a few packets
+    // ago, and that was ProcessOne's decision (Process's contract).
+    PacketView parsed;
+    Ahead again;
+    PrefetchSlots(p, again);
+    if (StatusRequest(d, p.len) || LinkLocalOrMulticast(d, p.len) || !ParseCommonPacket(d, p.len, &parsed) ||
+        !(parsed == *v) || again.kind != a.kind || again.table != a.table) {
+      std::fprintf(stderr, "natd: BUG: a packet changed after its look-ahead, or the look-ahead decided wrong\n");
+      std::abort();
+    }
+#endif
+#ifdef NATD_VERIFY_CHECKSUMS
+    const bool valid_before = !p.partial_checksum && ChecksumsValid(d, *v);
+#endif
+    r = TranslatePlain(table, d, *v, mode, now, &key, a.candidate);
+#ifdef NATD_VERIFY_CHECKSUMS
+    if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, *v)) {
+      std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
+      std::abort();
+    }
+#endif
+  });
+  return r;
 }
 
 namespace {
@@ -551,65 +617,50 @@ bool Shard::ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now) {
   return true;
 }
 
+// ProcessOne's tests of the packet, those of a common IPv4 (IPv6) packet:
+// see Ahead. What fails one is left to ProcessOne (kNone), unprefetched.
 template <typename Addr>
-inline void Shard::PrefetchSlotsIn(FamilyTables<Addr>* tables, const uint8_t* d, uint16_t l4, uint8_t proto,
-                                   Ahead& a) const {
-  const Addr src = Addr::Load(d + (Addr::kFamily == 4 ? 12 : 8));
-  const Addr dst = Addr::Load(d + (Addr::kFamily == 4 ? 16 : 24));
-  const uint16_t sport = LoadBe16(d + l4), dport = LoadBe16(d + l4 + 2);
+inline void Shard::PrefetchSlotsIn(FamilyTables<Addr>* tables, const uint8_t* d, uint32_t len, Ahead& a) {
+  constexpr bool kV4 = Addr::kFamily == 4;
+  constexpr uint32_t kHdr = kV4 ? 20 : 40;
+  const uint32_t total = CommonIpTotal<kHdr>(d, len);
+  const uint8_t proto = d[kV4 ? 9 : 6];
+  if (total == 0 || !CommonL4Valid<kHdr>(d, total, proto)) return;
+  if (kV4 ? std::memcmp(d + 16, kStatusAddress, 4) == 0 || LinkLocalOrMulticast4(d) : LinkLocalOrMulticast6(d)) return;
+  const Addr src = Addr::Load(d + PacketView::SrcAddrOffset(Addr::kFamily));
+  const Addr dst = Addr::Load(d + PacketView::DstAddrOffset(Addr::kFamily));
+  if (tables->ForGlobal(src)) return;  // source-is-global
+  const uint16_t sport = LoadBe16(d + kHdr), dport = LoadBe16(d + kHdr + 2);
   if (AddressTables<Addr>* to = tables->ForGlobal(dst)) {
-    const MappingTable<Addr>& t = proto == kProtoTcp ? to->tcp : to->udp;
-    t.PrefetchInbound(a.SetIn(&t, OutsideKey<Addr>{src, dport, sport}));
+    if (steering_.IsInside(Addr::kFamily, d + PacketView::SrcAddrOffset(Addr::kFamily))) return;  // a hairpin
+    MappingTable<Addr>& t = proto == kProtoTcp ? to->tcp : to->udp;
+    t.PrefetchSlots(a.Set(&t, OutsideKey<Addr>{src, dport, sport}));
   } else {
     AddressTables<Addr>& mine = tables->ForInside(src);
-    const MappingTable<Addr>& t = proto == kProtoTcp ? mine.tcp : mine.udp;
-    t.PrefetchOutbound(a.SetOut(&t, InsideKey<Addr>{src, dst, sport, dport}));
+    MappingTable<Addr>& t = proto == kProtoTcp ? mine.tcp : mine.udp;
+    t.PrefetchSlots(a.Set(&t, InsideKey<Addr>{src, dst, sport, dport}));
   }
 }
 
-// A hint only: a TCP or UDP packet without options or extension headers
-// (what nearly every packet is); nothing is decided here. The lookup uses
-// the hash only for the key it was computed for (MappingTable::Outbound).
-inline void Shard::PrefetchSlots(const PacketRef& p, Ahead& a) const {
+inline void Shard::PrefetchSlots(const PacketRef& p, Ahead& a) {
   const uint8_t* d = p.data;
   a.kind = Ahead::Kind::kNone;  // the ring's entry may hold an earlier packet's
   a.candidate = kNil;
   if (p.handed_off || p.len < 20) return;
-  if (d[0] == 0x45 && v4_ && p.len >= 24 && (d[9] == kProtoTcp || d[9] == kProtoUdp)) {
-    PrefetchSlotsIn(v4_.get(), d, 20, d[9], a);
-  } else if ((d[0] >> 4) == 6 && v6_ && p.len >= 44 && (d[6] == kProtoTcp || d[6] == kProtoUdp)) {
-    PrefetchSlotsIn(v6_.get(), d, 40, d[6], a);
+  if (d[0] == 0x45) {
+    if (v4_) PrefetchSlotsIn(v4_.get(), d, p.len, a);
+  } else if ((d[0] >> 4) == 6 && p.len >= 40 && v6_) {
+    PrefetchSlotsIn(v6_.get(), d, p.len, a);
   }
 }
 
 // The later steps: the first one found the table and hashed the key; the
 // session step finds the candidate the mapping step follows.
 inline void Shard::Prefetch(Ahead& a, PrefetchStep step) {
-  const bool session = step == PrefetchStep::kSession;
-  switch (a.kind) {
-    case Ahead::Kind::kNone:
-      break;
-    case Ahead::Kind::kOut4: {
-      const auto* t = static_cast<const MappingTable<Ip4>*>(a.table);
-      session ? t->PrefetchOutboundSession(a.k.out4, &a.candidate) : t->PrefetchMapping(a.k.out4.key, a.candidate);
-      break;
-    }
-    case Ahead::Kind::kIn4: {
-      const auto* t = static_cast<const MappingTable<Ip4>*>(a.table);
-      session ? t->PrefetchInboundSession(a.k.in4, &a.candidate) : t->PrefetchMapping(a.k.in4.key, a.candidate);
-      break;
-    }
-    case Ahead::Kind::kOut6: {
-      const auto* t = static_cast<const MappingTable<Ip6>*>(a.table);
-      session ? t->PrefetchOutboundSession(a.k.out6, &a.candidate) : t->PrefetchMapping(a.k.out6.key, a.candidate);
-      break;
-    }
-    case Ahead::Kind::kIn6: {
-      const auto* t = static_cast<const MappingTable<Ip6>*>(a.table);
-      session ? t->PrefetchInboundSession(a.k.in6, &a.candidate) : t->PrefetchMapping(a.k.in6.key, a.candidate);
-      break;
-    }
-  }
+  a.Visit([&a, step](const auto& table, const auto& key) {
+    step == PrefetchStep::kSession ? table.PrefetchSession(key, &a.candidate)
+                                   : table.PrefetchMapping(key.key, a.candidate);
+  });
 }
 
 void Shard::Process(std::span<PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms) {

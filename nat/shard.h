@@ -31,6 +31,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "nat/addr.h"
@@ -109,9 +110,12 @@ struct FamilyTables {
     return pooled ? *pool[PairedIndex(inside, pool.size())] : *first;
   }
   // The tables of a global address of the pool; nullptr for any other.
-  AddressTables<Addr>* ForGlobal(const Addr& a) {
+  [[gnu::always_inline]] AddressTables<Addr>* ForGlobal(const Addr& a) {
     if (a == first_global) return first;
-    for (size_t i = 1; pooled && i < pool.size(); ++i) {
+    return pooled ? InPool(a) : nullptr;
+  }
+  AddressTables<Addr>* InPool(const Addr& a) {
+    for (size_t i = 1; i < pool.size(); ++i) {
       if (pool[i]->global() == a) return pool[i].get();
     }
     return nullptr;
@@ -134,6 +138,8 @@ class Shard {
 
   // Translates packets in place; verdicts[i] tells what to do with packets[i].
   // A reply (kReply) replaces the packet in its buffer and updates its len.
+  // Each packet in a buffer of its own, which nothing else writes meanwhile:
+  // Process reads a packet's headers a few packets before its turn (Ahead).
   void Process(std::span<PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms);
   Verdict ProcessOne(PacketRef& packet, int64_t now_ms) { return ProcessOne(packet, now_ms, nullptr); }
   // For callers without spare room in the buffer (no reply is built).
@@ -189,9 +195,18 @@ class Shard {
   // Builds the "administratively prohibited" answer to a refused packet in
   // its buffer, within the rate limit; false when it cannot or may not.
   bool ReplyProhibited(PacketRef& p, const PacketView& v, int64_t now_ms);
-  // One packet's look-ahead in Process: the table and key its first step
-  // found, with the key's hash (computed there, once), for the later steps
-  // and for the lookup itself, which uses the hash if its key is this one.
+  // One packet's look-ahead in Process. Its first step (PrefetchSlots) reads
+  // the packet's headers for its key anyway, so it also decides what
+  // ProcessOne would: for the packet nearly every packet is (a common TCP or
+  // UDP packet, ParseCommonPacket's, that asks for no status, is neither
+  // link-local nor multicast, was not handed off, and is outbound, or
+  // inbound to a global address from outside: no hairpin), it keeps that
+  // decision, the table, and the key of the packet's lookup with the key's
+  // hash (computed there, once), for the later steps and for ProcessOne,
+  // which then only fills the packet's view and translates it. Any other
+  // packet is kNone, decided by ProcessOne from the start. The key and the
+  // candidate stay hints: the lookup takes them only when they hold the
+  // key it reads from the packet itself (MappingTable::FindSession).
   // One type for both families and directions (a union of the four keys):
   // 64 bytes, a cache line an entry (the candidate fits in kind's padding).
   struct Ahead {
@@ -199,7 +214,7 @@ class Shard {
     Kind kind = Kind::kNone;
     // The session step's candidate for the key (MappingTable::Probe), or kNil.
     uint32_t candidate = kNil;
-    const void* table = nullptr;  // the MappingTable<Ip4 or Ip6> of `kind`'s family
+    void* table = nullptr;  // the MappingTable<Ip4 or Ip6> of `kind`'s family
     union Keys {
       Keys() {}
       Hashed<InsideKey<Ip4>> out4;
@@ -207,65 +222,67 @@ class Shard {
       Hashed<InsideKey<Ip6>> out6;
       Hashed<OutsideKey<Ip6>> in6;
     } k;
-    // The first step: an outbound (inbound) packet's table and key, hashed.
-    template <typename Addr>
-    const Hashed<InsideKey<Addr>>& SetOut(const MappingTable<Addr>* t, const InsideKey<Addr>& key) {
+    // The first step: a packet's table and key (an InsideKey: outbound, an
+    // OutsideKey: inbound), hashed.
+    template <typename Addr, template <typename> class Key>
+    [[gnu::always_inline]] const Hashed<Key<Addr>>& Set(MappingTable<Addr>* t, const Key<Addr>& key) {
       table = t;
-      if constexpr (Addr::kFamily == 4) {
-        kind = Kind::kOut4;
-        return k.out4 = WithHash(key);
+      Hashed<Key<Addr>>* slot;
+      if constexpr (std::is_same_v<Key<Addr>, InsideKey<Ip4>>) {
+        kind = Kind::kOut4, slot = &k.out4;
+      } else if constexpr (std::is_same_v<Key<Addr>, OutsideKey<Ip4>>) {
+        kind = Kind::kIn4, slot = &k.in4;
+      } else if constexpr (std::is_same_v<Key<Addr>, InsideKey<Ip6>>) {
+        kind = Kind::kOut6, slot = &k.out6;
       } else {
-        kind = Kind::kOut6;
-        return k.out6 = WithHash(key);
+        static_assert(std::is_same_v<Key<Addr>, OutsideKey<Ip6>>);
+        kind = Kind::kIn6, slot = &k.in6;
       }
+      return *slot = WithHash(key);
     }
-    template <typename Addr>
-    const Hashed<OutsideKey<Addr>>& SetIn(const MappingTable<Addr>* t, const OutsideKey<Addr>& key) {
-      table = t;
-      if constexpr (Addr::kFamily == 4) {
-        kind = Kind::kIn4;
-        return k.in4 = WithHash(key);
-      } else {
-        kind = Kind::kIn6;
-        return k.in6 = WithHash(key);
-      }
-    }
-    // The candidate, if the packet's lookup is in `t` (else kNil).
-    uint32_t CandidateIn(const void* t) const { return t == table ? candidate : kNil; }
-    // The key of an outbound (inbound) packet of family Addr; else nullptr.
-    template <typename Addr>
-    const Hashed<InsideKey<Addr>>* Out() const {
-      if constexpr (Addr::kFamily == 4) {
-        return kind == Kind::kOut4 ? &k.out4 : nullptr;
-      } else {
-        return kind == Kind::kOut6 ? &k.out6 : nullptr;
-      }
-    }
-    template <typename Addr>
-    const Hashed<OutsideKey<Addr>>* In() const {
-      if constexpr (Addr::kFamily == 4) {
-        return kind == Kind::kIn4 ? &k.in4 : nullptr;
-      } else {
-        return kind == Kind::kIn6 ? &k.in6 : nullptr;
+    // f(table, hashed key), typed as `kind` says; nothing for kNone.
+    template <typename F>
+    [[gnu::always_inline]] void Visit(F&& f) const {
+      switch (kind) {
+        case Kind::kOut4:
+          return f(*static_cast<MappingTable<Ip4>*>(table), k.out4);
+        case Kind::kIn4:
+          return f(*static_cast<MappingTable<Ip4>*>(table), k.in4);
+        case Kind::kOut6:
+          return f(*static_cast<MappingTable<Ip6>*>(table), k.out6);
+        case Kind::kIn6:
+          return f(*static_cast<MappingTable<Ip6>*>(table), k.in6);
+        case Kind::kNone:
+          break;
       }
     }
   };
   static_assert(sizeof(Ahead) == 64);
   // `ahead`: the packet's look-ahead in a batch, or nullptr.
   Verdict ProcessOne(PacketRef& packet, int64_t now_ms, const Ahead* ahead);
+  // ProcessOne for a packet its look-ahead decided (kind not kNone): fills
+  // *v and translates.
+  DropReason TranslateAhead(PacketRef& p, PacketView* v, int64_t now_ms, const Ahead& a);
   template <typename Addr>
-  Verdict Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now_ms,
-                    const Ahead* ahead = nullptr);
+  Verdict Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now_ms);
+  // A TCP, UDP or echo packet in its table, with its counters: outbound
+  // (an InsideKey) or inbound (an OutsideKey). `ahead`, `candidate`: the
+  // look-ahead's key (with its hash) and candidate, or nullptr and kNil.
+  template <typename Addr>
+  [[gnu::always_inline]] DropReason TranslatePlain(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode,
+                            int64_t now_ms, const Hashed<InsideKey<Addr>>* ahead, uint32_t candidate);
+  template <typename Addr>
+  [[gnu::always_inline]] DropReason TranslatePlain(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode,
+                            int64_t now_ms, const Hashed<OutsideKey<Addr>>* ahead, uint32_t candidate);
   // Process's look-ahead: prefetches the hash slots a packet will need (and
   // fills its Ahead), its session's entry, or its mapping's (inlined into
-  // Process, see MappingTable::PrefetchOutbound); only with this many
+  // Process, see MappingTable::PrefetchSlots); only with this many
   // sessions or more (measured: below, the tables stay in the caches and it
   // only costs).
   static constexpr uint64_t kPrefetchFrom = 4096;
-  [[gnu::always_inline]] void PrefetchSlots(const PacketRef& p, Ahead& a) const;
+  [[gnu::always_inline]] void PrefetchSlots(const PacketRef& p, Ahead& a);
   template <typename Addr>
-  [[gnu::always_inline]] void PrefetchSlotsIn(FamilyTables<Addr>* tables, const uint8_t* d, uint16_t l4, uint8_t proto,
-                                              Ahead& a) const;
+  [[gnu::always_inline]] void PrefetchSlotsIn(FamilyTables<Addr>* tables, const uint8_t* d, uint32_t len, Ahead& a);
   enum class PrefetchStep : uint8_t { kSession, kMapping };
   [[gnu::always_inline]] static void Prefetch(Ahead& a, PrefetchStep step);
   // An outbound IPv4 packet without DF gets a fresh Identification.
@@ -277,7 +294,7 @@ class Shard {
   void ReleaseDropped(const HeldPacket& h, DropReason why);
   template <typename Addr>
   DropReason TranslateIn(AddressTables<Addr>* tables, uint8_t* d, const PacketView& v, ChecksumMode mode,
-                         int64_t now_ms, const Ahead* ahead = nullptr);
+                         int64_t now_ms);
 
   const uint32_t index_;
   const PortPlan* const plan_;
