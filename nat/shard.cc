@@ -17,17 +17,15 @@ namespace {
 // never cross a NAT: the kernel's own MLD reports and router solicitations on
 // the TUN, for instance. Looks at the IP header only, before parsing.
 [[gnu::always_inline]] inline bool LinkLocalOrMulticast4(const uint8_t* d) {
-  const uint8_t* src = d + 12;
-  const uint8_t* dst = d + 16;
-  return (dst[0] & 0xf0) == 0xe0 || (dst[0] == 255 && dst[1] == 255 && dst[2] == 255 && dst[3] == 255) ||
-         (src[0] == 169 && src[1] == 254) || (src[0] | src[1] | src[2] | src[3]) == 0;
+  const uint32_t src = LoadBe32(d + 12), dst = LoadBe32(d + 16);
+  // 224.0.0.0/4, 255.255.255.255; 169.254.0.0/16, 0.0.0.0.
+  return (dst >> 28) == 0xe || dst == 0xffffffff || (src >> 16) == 0xa9fe || src == 0;
 }
 [[gnu::always_inline]] inline bool LinkLocalOrMulticast6(const uint8_t* d) {
   const uint8_t* src = d + 8;
   static constexpr uint8_t kUnspecified[16] = {};
   return d[24] == 0xff || (src[0] == 0xfe && (src[1] & 0xc0) == 0x80) || std::memcmp(src, kUnspecified, 16) == 0;
-}
-[[gnu::always_inline]] inline bool LinkLocalOrMulticast(const uint8_t* d, uint32_t len) {
+}[[gnu::always_inline]] inline bool LinkLocalOrMulticast(const uint8_t* d, uint32_t len) {
   if (len >= 20 && (d[0] >> 4) == 4) return LinkLocalOrMulticast4(d);
   if (len >= 40 && (d[0] >> 4) == 6) return LinkLocalOrMulticast6(d);
   return false;
@@ -284,58 +282,56 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
   return Translate(tables, p, v, now);  // the second half, here
 }
 
-Verdict Shard::ProcessOne(PacketRef& p, int64_t now, const Ahead* ahead) {
+Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
   uint8_t* const d = p.data;
   const uint32_t len = p.len;
+  if (StatusRequest(d, len)) {
+    counters_.status_requests.Add();
+    return {Action::kStatus, DropReason::kNone};
+  }
   PacketView v;
-  DropReason r;
-  if (ahead != nullptr && ahead->kind != Ahead::Kind::kNone) {
-    r = TranslateAhead(p, &v, now, *ahead);
-  } else {
-    if (StatusRequest(d, len)) {
-      counters_.status_requests.Add();
-      return {Action::kStatus, DropReason::kNone};
-    }
-    r = LinkLocalOrMulticast(d, len) ? DropReason::kLinkLocalOrMulticast : ParsePacket(d, len, &v);
-    if (r == DropReason::kNone) {
+  DropReason r = LinkLocalOrMulticast(d, len) ? DropReason::kLinkLocalOrMulticast : ParsePacket(d, len, &v);
+  if (r == DropReason::kNone) {
 #ifdef NATD_VERIFY_CHECKSUMS
-      const bool valid_before = !v.fragment && !p.partial_checksum && ChecksumsValid(d, v);
+    const bool valid_before = !v.fragment && !p.partial_checksum && ChecksumsValid(d, v);
 #endif
-      Verdict t = v.fragment        ? ProcessFragment(p, v, now)
-                  : v.family == 4 ? Translate(v4_.get(), p, v, now)
-                                  : Translate(v6_.get(), p, v, now);
-      r = t.reason;
+    Verdict t = v.fragment          ? ProcessFragment(p, v, now)
+                : v.family == 4 ? Translate(v4_.get(), p, v, now)
+                                : Translate(v6_.get(), p, v, now);
+    r = t.reason;
 #ifdef NATD_VERIFY_CHECKSUMS
-      if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
-        std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
-        std::abort();
-      }
-#endif
-      if (t.action == Action::kHandOff || t.action == Action::kHold) return t;
+    if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
+      std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
+      std::abort();
     }
+#endif
+    if (t.action == Action::kHandOff || t.action == Action::kHold) return t;
   }
-  if (r != DropReason::kNone) {
-    counters_.drop(r).Add();
-    events_->PacketDropped(r, d, len);
-    const bool refused = r == DropReason::kNoPort || r == DropReason::kTableFull || r == DropReason::kHostQuota;
-    if (refused && ReplyProhibited(p, v, now)) return {Action::kReply, r};
-    return {Action::kDrop, r};
-  }
+  if (r != DropReason::kNone) return Dropped(p, v, r, now);
   return {Action::kForward, DropReason::kNone};
 }
 
-DropReason Shard::TranslateAhead(PacketRef& p, PacketView* v, int64_t now, const Ahead& a) {
+Verdict Shard::Dropped(PacketRef& p, const PacketView& v, DropReason r, int64_t now) {
+  counters_.drop(r).Add();
+  events_->PacketDropped(r, p.data, p.len);
+  const bool refused = r == DropReason::kNoPort || r == DropReason::kTableFull || r == DropReason::kHostQuota;
+  if (refused && ReplyProhibited(p, v, now)) return {Action::kReply, r};
+  return {Action::kDrop, r};
+}
+
+Verdict Shard::ProcessAhead(PacketRef& p, int64_t now, const Ahead& a) {
   uint8_t* const d = p.data;
   const ChecksumMode mode = p.partial_checksum ? ChecksumMode::kPartial : ChecksumMode::kFull;
   DropReason r = DropReason::kNone;
   a.Visit([&](auto& table, const auto& key) {
     using Addr = std::remove_cvref_t<decltype(table.global())>;
-    // Checked by the look-ahead (PrefetchSlotsIn): what ParsePacket would
+    // Tested by the look-ahead (PrefetchSlotsIn): what ParsePacket would
     // find, without its tests.
+    PacketView v;
     if constexpr (Addr::kFamily == 4) {
-      FillCommonView<20>(d, LoadBe16(d + 2), d[9], v);
+      FillCommonView<20>(d, LoadBe16(d + 2), d[9], &v);
     } else {
-      FillCommonView<40>(d, 40 + LoadBe16(d + 4), d[6], v);
+      FillCommonView<40>(d, 40 + LoadBe16(d + 4), d[6], &v);
     }
 #if defined(NATD_VERIFY_CHECKSUMS) || !defined(NDEBUG)
     // The packet is still what the look-ahead decided about, a few packets
@@ -344,23 +340,28 @@ DropReason Shard::TranslateAhead(PacketRef& p, PacketView* v, int64_t now, const
     Ahead again;
     PrefetchSlots(p, again);
     if (StatusRequest(d, p.len) || LinkLocalOrMulticast(d, p.len) || !ParseCommonPacket(d, p.len, &parsed) ||
-        !(parsed == *v) || again.kind != a.kind || again.table != a.table) {
+        !(parsed == v) || again.kind != a.kind || again.table != a.table) {
       std::fprintf(stderr, "natd: BUG: a packet changed after its look-ahead, or the look-ahead decided wrong\n");
       std::abort();
     }
 #endif
 #ifdef NATD_VERIFY_CHECKSUMS
-    const bool valid_before = !p.partial_checksum && ChecksumsValid(d, *v);
+    const bool valid_before = !p.partial_checksum && ChecksumsValid(d, v);
 #endif
-    r = TranslatePlain(table, d, *v, mode, now, &key, a.candidate);
+    r = TranslatePlain(table, d, v, mode, now, &key, a.candidate);
 #ifdef NATD_VERIFY_CHECKSUMS
-    if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, *v)) {
+    if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
       std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
       std::abort();
     }
 #endif
   });
-  return r;
+  if (r == DropReason::kNone) return {Action::kForward, DropReason::kNone};
+  // A drop leaves the packet as it was: the view is parsed again here, not
+  // kept from above, where the translation needs only a few of its fields.
+  PacketView v;
+  ParsePacket(d, p.len, &v);
+  return Dropped(p, v, r, now);
 }
 
 namespace {
@@ -690,7 +691,8 @@ void Shard::Process(std::span<PacketRef> packets, std::span<Verdict> verdicts, i
     if (i + kAhead < n) PrefetchSlots(packets[i + kAhead], ahead[(i + kAhead) % kRing]);
     if (i + kSession < n) Prefetch(ahead[(i + kSession) % kRing], PrefetchStep::kSession);
     if (i + kMapping < n) Prefetch(ahead[(i + kMapping) % kRing], PrefetchStep::kMapping);
-    verdicts[i] = ProcessOne(packets[i], now_ms, &ahead[i % kRing]);
+    const Ahead& a = ahead[i % kRing];
+    verdicts[i] = a.kind != Ahead::Kind::kNone ? ProcessAhead(packets[i], now_ms, a) : ProcessOne(packets[i], now_ms);
   }
 }
 

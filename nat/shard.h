@@ -141,7 +141,7 @@ class Shard {
   // Each packet in a buffer of its own, which nothing else writes meanwhile:
   // Process reads a packet's headers a few packets before its turn (Ahead).
   void Process(std::span<PacketRef> packets, std::span<Verdict> verdicts, int64_t now_ms);
-  Verdict ProcessOne(PacketRef& packet, int64_t now_ms) { return ProcessOne(packet, now_ms, nullptr); }
+  Verdict ProcessOne(PacketRef& packet, int64_t now_ms);
   // For callers without spare room in the buffer (no reply is built).
   Verdict ProcessOne(uint8_t* data, uint32_t len, int64_t now_ms, bool partial_checksum = false) {
     PacketRef p{data, len, 0, partial_checksum, false};
@@ -258,11 +258,11 @@ class Shard {
     }
   };
   static_assert(sizeof(Ahead) == 64);
-  // `ahead`: the packet's look-ahead in a batch, or nullptr.
-  Verdict ProcessOne(PacketRef& packet, int64_t now_ms, const Ahead* ahead);
-  // ProcessOne for a packet its look-ahead decided (kind not kNone): fills
-  // *v and translates.
-  DropReason TranslateAhead(PacketRef& p, PacketView* v, int64_t now_ms, const Ahead& a);
+  // ProcessOne for a packet its look-ahead decided (kind not kNone).
+  Verdict ProcessAhead(PacketRef& p, int64_t now_ms, const Ahead& a);
+  // What ProcessOne and ProcessAhead do with a packet they drop for `r`
+  // (v: its view): count, tell, and answer a refusal when allowed.
+  [[gnu::noinline]] Verdict Dropped(PacketRef& p, const PacketView& v, DropReason r, int64_t now_ms);
   template <typename Addr>
   Verdict Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v, int64_t now_ms);
   // A TCP, UDP or echo packet in its table, with its counters: outbound
