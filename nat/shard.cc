@@ -25,7 +25,8 @@ namespace {
   const uint8_t* src = d + 8;
   static constexpr uint8_t kUnspecified[16] = {};
   return d[24] == 0xff || (src[0] == 0xfe && (src[1] & 0xc0) == 0x80) || std::memcmp(src, kUnspecified, 16) == 0;
-}[[gnu::always_inline]] inline bool LinkLocalOrMulticast(const uint8_t* d, uint32_t len) {
+}
+[[gnu::always_inline]] inline bool LinkLocalOrMulticast(const uint8_t* d, uint32_t len) {
   if (len >= 20 && (d[0] >> 4) == 4) return LinkLocalOrMulticast4(d);
   if (len >= 40 && (d[0] >> 4) == 6) return LinkLocalOrMulticast6(d);
   return false;
@@ -204,7 +205,7 @@ Shard::Shard(const EngineConfig& config, const PortPlan* plan, uint32_t index, E
 
 template <typename Addr>
 inline DropReason Shard::TranslatePlain(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode,
-                                 int64_t now, const Hashed<InsideKey<Addr>>* ahead, uint32_t candidate) {
+                                        int64_t now, const Hashed<InsideKey<Addr>>* ahead, uint32_t candidate) {
   const DropReason r = TranslateOutbound(table, d, v, mode, now, ahead, candidate);
   if (r != DropReason::kNone) return r;
   counters_.packets_out.Add();
@@ -214,7 +215,7 @@ inline DropReason Shard::TranslatePlain(MappingTable<Addr>& table, uint8_t* d, c
 
 template <typename Addr>
 inline DropReason Shard::TranslatePlain(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode,
-                                 int64_t now, const Hashed<OutsideKey<Addr>>* ahead, uint32_t candidate) {
+                                        int64_t now, const Hashed<OutsideKey<Addr>>* ahead, uint32_t candidate) {
   const DropReason r = TranslateInbound(table, d, v, mode, now, ahead, candidate);
   if (r == DropReason::kNone) counters_.packets_in.Add();
   return r;

@@ -7,6 +7,9 @@
 //   Process -> ParsePacket (packet_view.h) -> classify (status / inbound /
 //   outbound / hairpin) -> TranslateOutbound (in2out.h) or TranslateInbound /
 //   TranslateInboundError (out2in.h) -> verdict.
+// In a batch, the common TCP / UDP packet is parsed and classified by
+// Process's look-ahead instead, a few packets before its turn (Ahead), and
+// then only translated (ProcessAhead).
 //
 // Hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8, RFC 5508 §6): an inside host A
 // sends to the global address G and the external port y' of inside host B.
@@ -202,7 +205,7 @@ class Shard {
   // link-local nor multicast, was not handed off, and is outbound, or
   // inbound to a global address from outside: no hairpin), it keeps that
   // decision, the table, and the key of the packet's lookup with the key's
-  // hash (computed there, once), for the later steps and for ProcessOne,
+  // hash (computed there, once), for the later steps and for ProcessAhead,
   // which then only fills the packet's view and translates it. Any other
   // packet is kNone, decided by ProcessOne from the start. The key and the
   // candidate stay hints: the lookup takes them only when they hold the
@@ -269,11 +272,13 @@ class Shard {
   // (an InsideKey) or inbound (an OutsideKey). `ahead`, `candidate`: the
   // look-ahead's key (with its hash) and candidate, or nullptr and kNil.
   template <typename Addr>
-  [[gnu::always_inline]] DropReason TranslatePlain(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode,
-                            int64_t now_ms, const Hashed<InsideKey<Addr>>* ahead, uint32_t candidate);
+  [[gnu::always_inline]] DropReason TranslatePlain(MappingTable<Addr>& table, uint8_t* d, const PacketView& v,
+                                                   ChecksumMode mode, int64_t now_ms,
+                                                   const Hashed<InsideKey<Addr>>* ahead, uint32_t candidate);
   template <typename Addr>
-  [[gnu::always_inline]] DropReason TranslatePlain(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode,
-                            int64_t now_ms, const Hashed<OutsideKey<Addr>>* ahead, uint32_t candidate);
+  [[gnu::always_inline]] DropReason TranslatePlain(MappingTable<Addr>& table, uint8_t* d, const PacketView& v,
+                                                   ChecksumMode mode, int64_t now_ms,
+                                                   const Hashed<OutsideKey<Addr>>* ahead, uint32_t candidate);
   // Process's look-ahead: prefetches the hash slots a packet will need (and
   // fills its Ahead), its session's entry, or its mapping's (inlined into
   // Process, see MappingTable::PrefetchSlots); only with this many
