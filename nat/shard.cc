@@ -32,6 +32,17 @@ namespace {
   return false;
 }
 
+#ifdef NATD_VERIFY_CHECKSUMS
+// The debug builds' full recompute: a translated packet whose checksums
+// were valid before must still have valid ones.
+void CheckChecksumsKept(bool valid_before, DropReason r, const uint8_t* d, const PacketView& v) {
+  if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
+    std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
+    std::abort();
+  }
+}
+#endif
+
 // An IPv4 packet to the status address (any protocol).
 [[gnu::always_inline]] inline bool StatusRequest(const uint8_t* d, uint32_t len) {
   return len >= 20 && (d[0] >> 4) == 4 && std::memcmp(d + 16, kStatusAddress, 4) == 0;
@@ -301,10 +312,7 @@ Verdict Shard::ProcessOne(PacketRef& p, int64_t now) {
                                 : Translate(v6_.get(), p, v, now);
     r = t.reason;
 #ifdef NATD_VERIFY_CHECKSUMS
-    if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
-      std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
-      std::abort();
-    }
+    CheckChecksumsKept(valid_before, r, d, v);
 #endif
     if (t.action == Action::kHandOff || t.action == Action::kHold) return t;
   }
@@ -351,10 +359,7 @@ Verdict Shard::ProcessAhead(PacketRef& p, int64_t now, const Ahead& a) {
 #endif
     r = TranslatePlain(table, d, v, mode, now, &key, a.candidate);
 #ifdef NATD_VERIFY_CHECKSUMS
-    if (r == DropReason::kNone && valid_before && !ChecksumsValid(d, v)) {
-      std::fprintf(stderr, "natd: BUG: checksum broken by translation\n");
-      std::abort();
-    }
+    CheckChecksumsKept(valid_before, r, d, v);
 #endif
   });
   if (r == DropReason::kNone) return {Action::kForward, DropReason::kNone};
