@@ -218,9 +218,7 @@ template <typename Addr>
 inline DropReason Shard::TranslatePlain(MappingTable<Addr>& table, uint8_t* d, const PacketView& v, ChecksumMode mode,
                                         int64_t now, const Hashed<InsideKey<Addr>>* ahead, uint32_t candidate) {
   const DropReason r = TranslateOutbound(table, d, v, mode, now, ahead, candidate);
-  if (r != DropReason::kNone) return r;
-  counters_.packets_out.Add();
-  if (Addr::kFamily == 4 && !(d[6] & 0x40)) RenumberIp4(d);
+  if (r == DropReason::kNone) LeftOutbound<Addr>(d);
   return r;
 }
 
@@ -276,8 +274,7 @@ Verdict Shard::Translate(FamilyTables<Addr>* tables, PacketRef& p, PacketView& v
   if (v.kind == L4Kind::kError) {
     const DropReason r = TranslateOutboundError(mine.For(v.quote.kind), d, v, mode);
     if (r != DropReason::kNone) return verdict(r);
-    counters_.packets_out.Add();
-    if (Addr::kFamily == 4 && !(d[6] & 0x40)) RenumberIp4(d);
+    LeftOutbound<Addr>(d);
   } else {
     const DropReason r =
         TranslatePlain(mine.For(v.kind), d, v, mode, now, static_cast<const Hashed<InsideKey<Addr>>*>(nullptr), kNil);

@@ -292,6 +292,13 @@ class Shard {
   [[gnu::always_inline]] static void Prefetch(Ahead& a, PrefetchStep step);
   // An outbound IPv4 packet without DF gets a fresh Identification.
   void RenumberIp4(uint8_t* d);
+  // A packet translated outbound (plain or an ICMP error): counted, and
+  // renumbered where RenumberIp4 says.
+  template <typename Addr>
+  [[gnu::always_inline]] void LeftOutbound(uint8_t* d) {
+    counters_.packets_out.Add();
+    if (Addr::kFamily == 4 && !(d[6] & 0x40)) RenumberIp4(d);
+  }
   // Fragments: steering (the datagram's shard) and translation (the session's).
   Verdict ProcessFragment(PacketRef& p, PacketView& v, int64_t now_ms);
   Verdict TranslateFragment(PacketRef& p, PacketView& v, const FragmentKey& key, int64_t now_ms);
