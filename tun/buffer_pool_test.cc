@@ -11,7 +11,7 @@ namespace natd::tun {
 namespace {
 
 TEST(BufferPoolTest, HandsOutEveryBufferOnceAndTheyDoNotOverlap) {
-  constexpr uint32_t kCount = 300, kSize = 1000;  // not a multiple of any page
+  constexpr uint32_t kCount = 300, kSize = 1000;  // buffers that straddle pages and cache lines
   BufferPool pool(kCount, kSize, /*prefault=*/true);
   auto in = pool.MakeConsumerToken();
   std::vector<PacketBuf> bufs(kCount + 10);
@@ -21,7 +21,7 @@ TEST(BufferPoolTest, HandsOutEveryBufferOnceAndTheyDoNotOverlap) {
   for (uint32_t i = 0; i < kCount; ++i) {
     ids.insert(bufs[i].id);
     starts.insert(bufs[i].data);
-    // Headroom and the whole buffer are writable (ASan would catch a short mapping).
+    // Headroom and the whole buffer are writable (ASan would catch a short allocation).
     std::memset(bufs[i].data - kHeadroom, int(i), kHeadroom + kSize);
   }
   EXPECT_EQ(ids.size(), kCount);
