@@ -15,6 +15,10 @@
 // allocated at start, so this is also the cost of the capacity).
 // BM_Scaling: BM_Established on 1, 2, 4, 8 threads, each with its own shard,
 // as the dataplane runs them; items_per_second is the sum over threads.
+// BM_Floor: BM_EstablishedBatch's packets through LookupFloor (lookup_floor.h),
+// the least a fast path can do for them (layout 0: key -> index -> entry,
+// natd's layout; 1: the entry in the hash slot): this machine's floor, which
+// the engine's figures are read against, as a ratio from the same run.
 //
 // Run: bazel run -c opt //bench:engine_bench
 #include <benchmark/benchmark.h>
@@ -24,6 +28,7 @@
 #include <vector>
 
 #include "bench/engine_workload.h"
+#include "bench/lookup_floor.h"
 
 namespace natd {
 namespace {
@@ -154,6 +159,38 @@ void BM_Scaling(benchmark::State& state) {
   state.SetItemsProcessed(int64_t(state.iterations()) * kBatch);
 }
 BENCHMARK(BM_Scaling)->ThreadRange(1, 8)->UseRealTime();
+
+template <int kFamily>
+void RunFloor(benchmark::State& state, uint8_t proto, uint32_t n, bench::FloorLayout layout) {
+  constexpr uint32_t kBatch = 64;
+  bench::Workload w(kFamily, proto, n);
+  bench::LookupFloor<kFamily> floor(w, proto, layout);
+  if (!w.ok() || !floor.ok()) {
+    state.SkipWithError("session setup failed");
+    return;
+  }
+  size_t k = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(floor.Translate(w.FillBatch(k, kBatch), 1));
+    k += kBatch;
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * kBatch);
+}
+
+void BM_Floor(benchmark::State& state) {
+  const uint8_t proto = uint8_t(state.range(1));
+  const uint32_t n = uint32_t(state.range(2));
+  const auto layout = state.range(3) == 0 ? bench::FloorLayout::kIndexed : bench::FloorLayout::kInline;
+  if (state.range(0) == 4) {
+    RunFloor<4>(state, proto, n, layout);
+  } else {
+    RunFloor<6>(state, proto, n, layout);
+  }
+}
+BENCHMARK(BM_Floor)
+    ->ArgsProduct({{4, 6}, {17}, {64512, 1032192}, {0, 1}})
+    ->ArgNames({"family", "proto", "sessions", "inline"})
+    ->Unit(benchmark::kNanosecond);
 
 }  // namespace
 }  // namespace natd

@@ -90,6 +90,16 @@ class Workload {
   // Translates packets k .. k + n - 1 of the walk (n <= kMaxBatch) as one
   // batch, each in its own buffer; returns how many were forwarded.
   int TranslateBatch(size_t k, uint32_t n) {
+    const std::span<PacketRef> refs = FillBatch(k, n);
+    shard().Process(refs, std::span(verdicts_.data(), n), 1);
+    int forwarded = 0;
+    for (uint32_t i = 0; i < n; ++i) forwarded += verdicts_[i].action == Action::kForward;
+    return forwarded;
+  }
+  // Packets k .. k + n - 1 of the walk (n <= kMaxBatch), each in its own
+  // buffer, as TranslateBatch hands them to the shard (LookupFloor takes the
+  // same ones).
+  std::span<PacketRef> FillBatch(size_t k, uint32_t n) {
     if (batch_.empty()) {
       batch_.resize(size_t(kMaxBatch) * kSlot);
       refs_.resize(kMaxBatch);
@@ -101,11 +111,16 @@ class Workload {
       PatchPacket(b, family_, order_[(k + i) & (order_.size() - 1)]);
       refs_[i] = PacketRef{b, uint32_t(tmpl_.size()), 0, false, false};
     }
-    shard().Process(std::span(refs_.data(), n), std::span(verdicts_.data(), n), 1);
-    int forwarded = 0;
-    for (uint32_t i = 0; i < n; ++i) forwarded += verdicts_[i].action == Action::kForward;
-    return forwarded;
+    return std::span(refs_.data(), n);
   }
+  // Session i's packet, as the walk sends it (before translation).
+  testing::Bytes PacketOf(uint32_t i) const {
+    testing::Bytes b = tmpl_;
+    PatchPacket(b.data(), family_, i);
+    return b;
+  }
+  int family() const { return family_; }
+  uint32_t sessions() const { return n_; }
 
  private:
   void Load(uint32_t i) {
