@@ -37,8 +37,8 @@ namespace {
 // arguments: Google Benchmark calls a benchmark several times while it
 // settles the iteration count, and setting up 16515072 sessions takes most
 // of a minute each time. (Only one is kept: at that size one engine holds
-// about 6 GB.) Its packets all carry the same time, so a run leaves its
-// sessions as it found them.
+// about 6 GB.) Its packets all carry the same time, so no session expires
+// between runs.
 struct SharedWorkload {
   static bench::Workload& Get(int family, uint8_t proto, uint32_t n) {
     auto& s = Instance();

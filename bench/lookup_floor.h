@@ -31,6 +31,7 @@
 #ifndef NATD_BENCH_LOOKUP_FLOOR_H_
 #define NATD_BENCH_LOOKUP_FLOOR_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -55,7 +56,10 @@ class LookupFloor {
   // Learns every session of `w` (whose shard translates each session's
   // packet once, here). ok() is false if natd did not forward one.
   LookupFloor(Workload& w, uint8_t proto, FloorLayout layout)
-      : proto_(proto), layout_(layout), csum_at_(kL4 + (proto == kProtoTcp ? 16 : 6)) {
+      : proto_(proto),
+        layout_(layout),
+        csum_at_(kL4 + (proto == kProtoTcp ? 16 : 6)),
+        min_len_(kL4 + (proto == kProtoTcp ? 20 : 8)) {
     const uint32_t n = w.sessions();
     while ((uint64_t(1) << bits_) < 2 * uint64_t(n)) ++bits_;
     const size_t cap = size_t(1) << bits_;
@@ -132,7 +136,7 @@ class LookupFloor {
   }
   bool Wanted(const PacketRef& p) const {
     const uint8_t* d = p.data;
-    return p.len >= kL4 + 8 && (kFamily == 4 ? d[0] == 0x45 && d[9] == proto_ : (d[0] >> 4) == 6 && d[6] == proto_);
+    return p.len >= min_len_ && (kFamily == 4 ? d[0] == 0x45 && d[9] == proto_ : (d[0] >> 4) == 6 && d[6] == proto_);
   }
 
   template <FloorLayout kLayout>
@@ -202,6 +206,7 @@ class LookupFloor {
   const uint8_t proto_;
   const FloorLayout layout_;
   const size_t csum_at_;
+  const uint32_t min_len_;  // the IP header and a whole TCP / UDP header
   int bits_ = 1;
   std::vector<uint32_t, TableAllocator<uint32_t>> slots_;
   std::vector<Entry, TableAllocator<Entry>> entries_;
