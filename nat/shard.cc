@@ -43,9 +43,13 @@ void CheckChecksumsKept(bool valid_before, DropReason r, const uint8_t* d, const
 }
 #endif
 
+// An IPv4 header's destination is the status address.
+[[gnu::always_inline]] inline bool ToStatusAddress4(const uint8_t* d) {
+  return std::memcmp(d + 16, kStatusAddress, 4) == 0;
+}
 // An IPv4 packet to the status address (any protocol).
 [[gnu::always_inline]] inline bool StatusRequest(const uint8_t* d, uint32_t len) {
-  return len >= 20 && (d[0] >> 4) == 4 && std::memcmp(d + 16, kStatusAddress, 4) == 0;
+  return len >= 20 && (d[0] >> 4) == 4 && ToStatusAddress4(d);
 }
 
 // `pool_size`: the family's global addresses, which share the capacity.
@@ -630,7 +634,7 @@ inline void Shard::PrefetchSlotsIn(FamilyTables<Addr>* tables, const uint8_t* d,
   const uint32_t total = CommonIpTotal<kHdr>(d, len);
   const uint8_t proto = d[kV4 ? 9 : 6];
   if (total == 0 || !CommonL4Valid<kHdr>(d, total, proto)) return;
-  if (kV4 ? std::memcmp(d + 16, kStatusAddress, 4) == 0 || LinkLocalOrMulticast4(d) : LinkLocalOrMulticast6(d)) return;
+  if (kV4 ? ToStatusAddress4(d) || LinkLocalOrMulticast4(d) : LinkLocalOrMulticast6(d)) return;
   const Addr src = Addr::Load(d + PacketView::SrcAddrOffset(Addr::kFamily));
   const Addr dst = Addr::Load(d + PacketView::DstAddrOffset(Addr::kFamily));
   if (tables->ForGlobal(src)) return;  // source-is-global
