@@ -19,9 +19,7 @@ constexpr uint32_t kSessions = kPorts + 4000;
 constexpr uint32_t kBatch = 64;
 
 template <int kFamily>
-void ExpectNatdOutput(uint8_t proto, FloorLayout layout) {
-  Workload w(kFamily, proto, kSessions);
-  ASSERT_TRUE(w.ok());
+void ExpectLayoutMatchesNatd(Workload& w, uint8_t proto, FloorLayout layout) {
   LookupFloor<kFamily> floor(w, proto, layout);
   ASSERT_TRUE(floor.ok());
   for (size_t k = 0; k < 64 * kBatch; k += kBatch) {
@@ -47,22 +45,21 @@ void ExpectNatdOutput(uint8_t proto, FloorLayout layout) {
   }
 }
 
-TEST(LookupFloor, TranslatesAsNatdDoesIpv4Udp) {
-  ExpectNatdOutput<4>(kProtoUdp, FloorLayout::kIndexed);
-  ExpectNatdOutput<4>(kProtoUdp, FloorLayout::kInline);
+// Both layouts, over one workload.
+template <int kFamily>
+void ExpectNatdOutput(uint8_t proto) {
+  Workload w(kFamily, proto, kSessions);
+  ASSERT_TRUE(w.ok());
+  for (FloorLayout layout : {FloorLayout::kIndexed, FloorLayout::kInline}) {
+    SCOPED_TRACE(layout == FloorLayout::kIndexed ? "indexed" : "inline");
+    ExpectLayoutMatchesNatd<kFamily>(w, proto, layout);
+  }
 }
-TEST(LookupFloor, TranslatesAsNatdDoesIpv4Tcp) {
-  ExpectNatdOutput<4>(kProtoTcp, FloorLayout::kIndexed);
-  ExpectNatdOutput<4>(kProtoTcp, FloorLayout::kInline);
-}
-TEST(LookupFloor, TranslatesAsNatdDoesIpv6Udp) {
-  ExpectNatdOutput<6>(kProtoUdp, FloorLayout::kIndexed);
-  ExpectNatdOutput<6>(kProtoUdp, FloorLayout::kInline);
-}
-TEST(LookupFloor, TranslatesAsNatdDoesIpv6Tcp) {
-  ExpectNatdOutput<6>(kProtoTcp, FloorLayout::kIndexed);
-  ExpectNatdOutput<6>(kProtoTcp, FloorLayout::kInline);
-}
+
+TEST(LookupFloor, TranslatesAsNatdDoesIpv4Udp) { ExpectNatdOutput<4>(kProtoUdp); }
+TEST(LookupFloor, TranslatesAsNatdDoesIpv4Tcp) { ExpectNatdOutput<4>(kProtoTcp); }
+TEST(LookupFloor, TranslatesAsNatdDoesIpv6Udp) { ExpectNatdOutput<6>(kProtoUdp); }
+TEST(LookupFloor, TranslatesAsNatdDoesIpv6Tcp) { ExpectNatdOutput<6>(kProtoTcp); }
 
 TEST(LookupFloor, LeavesWhatItDoesNotKnow) {
   Workload w(4, kProtoUdp, 1000);

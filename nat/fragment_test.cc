@@ -368,7 +368,6 @@ TEST(Fragments, SteeredByDatagram) {
   }
 }
 
-}  // namespace
 // Datagrams between IPv6 hosts numbered in their addresses' last bytes, with
 // consecutive Identifications, hash apart (the key hash feeds address halves
 // through MixWords, whose second argument is mixed once: see TableHash's
@@ -395,4 +394,5 @@ TEST(FragmentKeyHash, Ip6DatagramsNumberedInTheLastBytesHashApart) {
   EXPECT_EQ(hashes.size(), keys);
 }
 
+}  // namespace
 }  // namespace natd
